@@ -1,0 +1,1 @@
+"""Monitoring models (targets, checks, samples, alerts) arrive with the monitoring issues."""

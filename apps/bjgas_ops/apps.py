@@ -1,0 +1,24 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+class OpsConfig(AppConfig):
+    name = "apps.bjgas_ops"
+    label = "bjgas_ops"
+    verbose_name = _("IT service management")
+
+    def ready(self) -> None:
+        from apps.bjgas_platform.roles import register_reference_loader
+
+        from .reference import load_ops_reference
+
+        register_reference_loader(load_ops_reference)
+        post_migrate.connect(_load_reference, sender=self)
+
+
+def _load_reference(sender, using="default", **kwargs) -> None:
+    """Create roles and default workflows right after `migrate`, test databases included."""
+    from apps.bjgas_platform.roles import load_reference_data
+
+    load_reference_data()
