@@ -1,0 +1,160 @@
+"""The REST API answers only within scope and takes transitions through the engine."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.bjgas_ops.models import Task
+from apps.bjgas_ops.services.tasks import create_task
+from apps.bjgas_platform import roles
+from apps.bjgas_platform.models import (
+    ApprovalRequest,
+    BusinessSystem,
+    Company,
+    Department,
+    ScopeRule,
+    SupportGroup,
+    TransitionLog,
+    User,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def make_user(username, *role_codes, company=None, department=None):
+    user = User.objects.create_user(username, password="pw-123456", company=company,
+                                    department=department)
+    for code in role_codes:
+        user.groups.add(roles.role_group(code))
+    return user
+
+
+@pytest.fixture
+def org():
+    hq = Company.objects.create(code="HQ", name="集团总部", kind="hq")
+    east = Company.objects.create(code="EAST", name="城东分公司", parent=hq)
+    west = Company.objects.create(code="WEST", name="城西分公司", parent=hq)
+    d_east = Department.objects.create(code="E-CS", name="客服部", company=east)
+    d_west = Department.objects.create(code="W-CS", name="客服部", company=west)
+    crm = BusinessSystem.objects.create(code="CRM", name="客户服务系统")
+    group = SupportGroup.objects.create(code="DESK", name="桌面运维组", tier=1)
+    alice = make_user("alice", roles.REQUESTER, company=east, department=d_east)
+    bob = make_user("bob", roles.REQUESTER, company=west, department=d_west)
+    eng = make_user("eng", roles.ENGINEER_T1, company=hq)
+    ScopeRule.objects.create(name="城东", user=eng).companies.add(east)
+    t_east = create_task(alice, title="东区打印机卡纸", business_system=crm, support_group=group)
+    t_west = create_task(bob, title="西区电脑蓝屏")
+    return {"hq": hq, "east": east, "west": west, "alice": alice, "bob": bob, "eng": eng,
+            "t_east": t_east, "t_west": t_west, "group": group}
+
+
+def client_for(user):
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_task_list_and_detail_follow_scope(org):
+    eng = client_for(org["eng"])
+    listed = {row["number"] for row in eng.get("/api/v1/tasks/").json()["results"]}
+    assert listed == {org["t_east"].number}
+    response = eng.get(f"/api/v1/tasks/{org['t_west'].pk}/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert org["t_west"].title not in response.content.decode()
+
+    # A requester with no rules sees only what they asked for.
+    bob = client_for(org["bob"])
+    assert [r["title"] for r in bob.get("/api/v1/tasks/").json()["results"]] == ["西区电脑蓝屏"]
+
+
+def test_company_scope_includes_sub_companies(org):
+    ScopeRule.objects.create(name="总部", user=org["bob"]).companies.add(org["hq"])
+    # bob has no view permission on companies as a requester: the role decides the model.
+    assert client_for(org["bob"]).get("/api/v1/companies/").status_code == 403
+    codes = {c["code"] for c in client_for(org["eng"]).get("/api/v1/companies/").json()["results"]}
+    assert codes == {"EAST"}
+
+
+def test_transition_through_api_and_stale_version(org):
+    task = org["t_east"]
+    desk = make_user("agent", roles.SERVICE_DESK)
+    ScopeRule.objects.create(name="all", user=desk, all_records=True)
+    client = client_for(desk)
+    actions = {t["code"] for t in client.get(f"/api/v1/tasks/{task.pk}/transitions/").json()}
+    assert actions == {"assign", "cancel"}
+
+    ok = client.post(f"/api/v1/tasks/{task.pk}/transition/",
+                     {"code": "assign", "expected_version": 0}, format="json")
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["record"]["state"] == "assigned"
+    assert ok.json()["record"]["version"] == 1
+
+    stale = client.post(f"/api/v1/tasks/{task.pk}/transition/",
+                        {"code": "cancel", "comment": "重复", "expected_version": 0},
+                        format="json")
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "stale_record"
+    task.refresh_from_db()
+    assert task.state == "assigned"
+    history = client.get(f"/api/v1/tasks/{task.pk}/history/").json()
+    assert [(h["from_state"], h["to_state"]) for h in history] == [("", "new"), ("new", "assigned")]
+
+
+def test_condition_refusal_changes_nothing(org):
+    task = org["t_west"]  # no support group: the default workflow refuses to dispatch it
+    desk = make_user("agent", roles.SERVICE_DESK)
+    ScopeRule.objects.create(name="all", user=desk, all_records=True)
+    response = client_for(desk).post(f"/api/v1/tasks/{task.pk}/transition/",
+                                     {"code": "assign"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "派单前请先选择处理组。"
+    task.refresh_from_db()
+    assert (task.state, task.version) == ("new", 0)
+    assert TransitionLog.objects.filter(object_id=task.pk).count() == 1
+
+
+def test_create_task_through_api_with_token(org):
+    token = APIClient().post("/api/v1/auth/token/",
+                             {"username": "alice", "password": "pw-123456"}).json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    response = client.post("/api/v1/tasks/", {"title": "VPN 连不上"}, format="json")
+    assert response.status_code == 201, response.content
+    task = Task.objects.get(pk=response.json()["id"])
+    assert (task.requester, task.company, task.state) == (org["alice"], org["east"], "new")
+    assert task.number.startswith("TSK-")
+    # A link to a record outside the user's scope is refused, not stored.
+    other = client.post("/api/v1/tasks/", {"title": "x", "company": org["west"].pk}, format="json")
+    assert other.status_code == 400
+    assert "company" in other.json()
+
+
+def test_approval_through_api(org):
+    task = org["t_east"]
+    lead = make_user("lead", roles.TEAM_LEAD)
+    ScopeRule.objects.create(name="东", user=lead).companies.add(org["east"])
+    Task.objects.filter(pk=task.pk).update(state="in_progress", assignee=org["eng"])
+    eng = client_for(org["eng"])
+    response = eng.post(f"/api/v1/tasks/{task.pk}/transition/",
+                        {"code": "abort", "comment": "需求取消"}, format="json")
+    assert response.status_code == 200, response.content
+    approval_id = response.json()["approval"]["id"]
+    assert response.json()["record"]["state"] == "in_progress"
+
+    # The engineer who asked may not approve; the team lead sees and approves it.
+    refused = eng.post(f"/api/v1/approvals/{approval_id}/decide/", {"approve": True},
+                       format="json")
+    assert refused.status_code in (400, 404)
+    lead_client = client_for(lead)
+    assert [a["id"] for a in lead_client.get("/api/v1/approvals/").json()["results"]] == [
+        approval_id
+    ]
+    decided = lead_client.post(f"/api/v1/approvals/{approval_id}/decide/", {"approve": True},
+                               format="json")
+    assert decided.status_code == 200, decided.content
+    assert decided.json()["status"] == "approved"
+    task.refresh_from_db()
+    assert task.state == "cancelled"
+    assert ApprovalRequest.objects.get(pk=approval_id).votes.count() == 1
+    # Bob (another company, no rule) cannot see the approval at all.
+    assert client_for(org["bob"]).get(f"/api/v1/approvals/{approval_id}/").status_code == 404
