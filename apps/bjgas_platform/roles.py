@@ -47,9 +47,12 @@ def register_reference_loader(loader: ReferenceLoader) -> None:
 def load_reference_data() -> set[str]:
     """Create missing roles, then run every app's loader; return the new role codes."""
     from .models import Role
+    from .services.business_time import ensure_default_calendars, seed_public_holidays
 
     created: set[str] = set()
     with transaction.atomic():
+        seed_public_holidays()
+        ensure_default_calendars()
         for code, name, description in ROLES:
             if Role.objects.filter(code=code).exists():
                 continue

@@ -1,4 +1,12 @@
 from .access import Role, ScopeRule
+from .calendar import (
+    BusinessCalendar,
+    CalendarException,
+    HolidayKind,
+    PublicHoliday,
+    Weekday,
+    WorkingPeriod,
+)
 from .numbering import NumberSequence
 from .org import (
     BusinessSystem,
@@ -26,7 +34,13 @@ from .workflow import (
 __all__ = [
     "ApprovalRequest",
     "ApprovalVote",
+    "BusinessCalendar",
     "BusinessSystem",
+    "CalendarException",
+    "HolidayKind",
+    "PublicHoliday",
+    "Weekday",
+    "WorkingPeriod",
     "Company",
     "Department",
     "NumberSequence",

@@ -1,0 +1,254 @@
+"""Business-time arithmetic on a business calendar.
+
+A `BusinessClock` loads one calendar's working periods, exceptions and the public
+holidays once, then answers in memory: when a limit that starts at a moment falls due,
+and how much business time lies between two moments. Days are cut in the site's time
+zone; datetimes in and out are aware.
+
+Precedence for one date: the calendar's own exception; else, when the calendar observes
+public holidays, a day off is closed and a make-up working day works the periods of
+`makeup_day_weekday`; else the weekday's periods. A year with no public-holiday rows is
+computed as plain weekdays and named in `warnings`, so a missing arrangement never
+crashes a sweep but is visible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from ..models.calendar import BusinessCalendar, HolidayKind, PublicHoliday, WorkingPeriod
+from .errors import PlatformError
+
+# How far a search for working time goes before the calendar is declared empty.
+MAX_SEARCH_DAYS = 3 * 366
+
+Interval = tuple[datetime, datetime]
+
+
+class CalendarError(PlatformError):
+    """The calendar cannot answer: it has no working time, or its definition is wrong."""
+
+
+@dataclass
+class BusinessClock:
+    calendar: BusinessCalendar
+    tz: ZoneInfo
+    periods: dict[int, list[tuple[time, time]]]
+    exceptions: dict[date, tuple[time, time] | None]
+    holidays: dict[date, str]
+    holiday_years: set[int]
+    warnings: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_calendar(cls, calendar: BusinessCalendar) -> BusinessClock:
+        """Load everything the calendar needs in three queries."""
+        periods: dict[int, list[tuple[time, time]]] = {}
+        for p in calendar.periods.order_by("weekday", "start"):
+            periods.setdefault(p.weekday, []).append((p.start, p.end))
+        exceptions = {
+            e.date: (e.start, e.end) if e.is_working else None for e in calendar.exceptions.all()
+        }
+        holidays: dict[date, str] = {}
+        if calendar.observes_public_holidays and not calendar.is_24x7:
+            holidays = dict(PublicHoliday.objects.values_list("date", "kind"))
+        return cls(
+            calendar=calendar,
+            tz=ZoneInfo(settings.TIME_ZONE),
+            periods=periods,
+            exceptions=exceptions,
+            holidays=holidays,
+            holiday_years={d.year for d in holidays},
+        )
+
+    # ---------------------------------------------------------------- one day
+
+    def day_periods(self, day: date) -> list[tuple[time, time]]:
+        """Return the working periods of one local date, in order."""
+        if day in self.exceptions:
+            hours = self.exceptions[day]
+            return [hours] if hours else []
+        if self.calendar.observes_public_holidays:
+            if day.year not in self.holiday_years:
+                self.warnings.add(
+                    _(
+                        "No public holidays are entered for %(year)s; its days are counted as "
+                        "plain weekdays."
+                    )
+                    % {"year": day.year}
+                )
+            kind = self.holidays.get(day)
+            if kind == HolidayKind.DAY_OFF:
+                return []
+            if kind == HolidayKind.WORKDAY:
+                return self.periods.get(self.calendar.makeup_day_weekday, [])
+        return self.periods.get(day.weekday(), [])
+
+    def day_intervals(self, day: date) -> list[Interval]:
+        return [
+            (datetime.combine(day, start, self.tz), _end_of(day, end, self.tz))
+            for start, end in self.day_periods(day)
+        ]
+
+    # ------------------------------------------------------------- arithmetic
+
+    def add(self, start: datetime, seconds: float) -> datetime:
+        """Return the moment `seconds` of business time after `start`."""
+        if seconds < 0:
+            raise CalendarError(_("A limit must be positive."), code="negative_limit")
+        if self.calendar.is_24x7:
+            return start + timedelta(seconds=seconds)
+        remaining = timedelta(seconds=seconds)
+        local = start.astimezone(self.tz)
+        day = local.date()
+        for _offset in range(MAX_SEARCH_DAYS):
+            for begin, end in self.day_intervals(day):
+                begin = max(begin, local)
+                if begin >= end:
+                    continue
+                if remaining <= end - begin:
+                    return begin + remaining
+                remaining -= end - begin
+            day += timedelta(days=1)
+        raise self._no_working_time()
+
+    def add_with_pauses(self, start: datetime, seconds: float, pauses: list[Interval]) -> datetime:
+        """Return when `seconds` of business time after `start` are used, skipping pauses."""
+        cursor, remaining = start, seconds
+        for pause_start, pause_end in sorted(pauses):
+            if pause_end <= cursor:
+                continue
+            available = self.seconds_between(cursor, pause_start)
+            if remaining <= available:
+                break
+            remaining -= available
+            cursor = max(cursor, pause_end)
+        return self.add(cursor, remaining)
+
+    def next_working_moment(self, moment: datetime) -> datetime:
+        """Return the first business moment at or after `moment`."""
+        if self.calendar.is_24x7:
+            return moment
+        local = moment.astimezone(self.tz)
+        day = local.date()
+        for _offset in range(MAX_SEARCH_DAYS):
+            for begin, end in self.day_intervals(day):
+                if end > local:
+                    return max(begin, local)
+            day += timedelta(days=1)
+        raise self._no_working_time()
+
+    def seconds_between(self, start: datetime, end: datetime) -> float:
+        """Return the business seconds in [start, end); 0 when end is not after start."""
+        if end <= start:
+            return 0.0
+        if self.calendar.is_24x7:
+            return (end - start).total_seconds()
+        local_start, local_end = start.astimezone(self.tz), end.astimezone(self.tz)
+        total = timedelta(0)
+        day = local_start.date()
+        while day <= local_end.date():
+            for begin, finish in self.day_intervals(day):
+                overlap = min(finish, local_end) - max(begin, local_start)
+                if overlap > timedelta(0):
+                    total += overlap
+            day += timedelta(days=1)
+        return total.total_seconds()
+
+    def _no_working_time(self) -> CalendarError:
+        return CalendarError(
+            _("Calendar '%(name)s' has no working time within %(days)s days; check its periods.")
+            % {"name": self.calendar.name, "days": MAX_SEARCH_DAYS},
+            code="no_working_time",
+        )
+
+
+def _end_of(day: date, end: time, tz: ZoneInfo) -> datetime:
+    """Return the end of a period; 23:59:59 or later counts as midnight of the next day."""
+    if end >= time(23, 59, 59):
+        return datetime.combine(day + timedelta(days=1), time(0), tz)
+    return datetime.combine(day, end, tz)
+
+
+def validate_periods(is_24x7: bool, periods: list[WorkingPeriod]) -> list[str]:
+    """Return what is wrong with a calendar's working periods; empty when sound."""
+    errors: list[str] = []
+    if is_24x7:
+        return errors
+    if not periods:
+        errors.append(_("The calendar has no working time: add working periods or mark it 7×24."))
+    by_day: dict[int, list[WorkingPeriod]] = {}
+    for p in periods:
+        if p.start is None or p.end is None:
+            continue
+        if p.end <= p.start:
+            errors.append(_("%(period)s ends before it starts.") % {"period": str(p)})
+        by_day.setdefault(p.weekday, []).append(p)
+    for day_periods in by_day.values():
+        day_periods.sort(key=lambda p: p.start)
+        for before, after in itertools.pairwise(day_periods):
+            if after.start < before.end:
+                errors.append(_("%(a)s and %(b)s overlap.") % {"a": str(before), "b": str(after)})
+    return errors
+
+
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
+UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> float:
+    """Parse '4h', '1d2h30m', '90m' or plain seconds into seconds of business time."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = DURATION_PART.findall(text)
+    if not parts or DURATION_PART.sub("", text).strip():
+        raise CalendarError(
+            _("'%(text)s' is not a duration; write e.g. 4h, 90m or 1d2h.") % {"text": text},
+            code="bad_duration",
+        )
+    return sum(float(n) * UNIT_SECONDS[u.lower()] for n, u in parts)
+
+
+def seed_public_holidays(years: range | None = None) -> int:
+    """Copy the holidays and make-up days the chinese-calendar package knows; keep edits."""
+    from chinese_calendar.constants import holidays, workdays
+
+    existing = set(PublicHoliday.objects.values_list("date", flat=True))
+    rows = [
+        PublicHoliday(date=day, kind=kind, name=str(name), source="chinese_calendar")
+        for kind, table in ((HolidayKind.DAY_OFF, holidays), (HolidayKind.WORKDAY, workdays))
+        for day, name in table.items()
+        if day not in existing and (years is None or day.year in years)
+    ]
+    PublicHoliday.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def ensure_default_calendars() -> None:
+    """Create the standard working-day calendar and the 7×24 calendar if missing."""
+    standard, created = BusinessCalendar.objects.get_or_create(
+        code="standard", defaults={"name": "标准工作日（08:30–12:00，13:00–17:30）"}
+    )
+    if created:
+        WorkingPeriod.objects.bulk_create(
+            WorkingPeriod(calendar=standard, weekday=day, start=start, end=end)
+            for day in range(5)
+            for start, end in ((time(8, 30), time(12)), (time(13), time(17, 30)))
+        )
+    BusinessCalendar.objects.get_or_create(
+        code="24x7", defaults={"name": "7×24 全天候", "is_24x7": True}
+    )
+
+
+def missing_holiday_year(today: date) -> int | None:
+    """Return next year when it is December and next year has no holidays entered."""
+    if today.month == 12 and not PublicHoliday.objects.filter(date__year=today.year + 1).exists():
+        return today.year + 1
+    return None
