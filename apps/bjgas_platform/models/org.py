@@ -3,7 +3,7 @@ support groups, vendors, the service catalog and users."""
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -43,8 +43,11 @@ class TreeMixin(models.Model):
         while node is not None:
             if self.pk is not None and node.pk == self.pk:
                 raise ValidationError(
-                    {"parent": _("A record cannot be its own parent or ancestor.")},
-                    code="tree_cycle",
+                    {
+                        "parent": ValidationError(
+                            _("A record cannot be its own parent or ancestor."), code="tree_cycle"
+                        )
+                    }
                 )
             if node.pk in seen:
                 break
@@ -145,8 +148,12 @@ class Department(TreeMixin):
         super().clean()
         if self.parent_id and self.company_id and self.parent.company_id != self.company_id:
             raise ValidationError(
-                {"parent": _("The parent department must belong to the same company.")},
-                code="department_company_mismatch",
+                {
+                    "parent": ValidationError(
+                        _("The parent department must belong to the same company."),
+                        code="department_company_mismatch",
+                    )
+                }
             )
 
 
@@ -302,8 +309,11 @@ class Vendor(models.Model):
         super().clean()
         if self.contract_start and self.contract_end and self.contract_end < self.contract_start:
             raise ValidationError(
-                {"contract_end": _("The contract cannot end before it starts.")},
-                code="contract_dates",
+                {
+                    "contract_end": ValidationError(
+                        _("The contract cannot end before it starts."), code="contract_dates"
+                    )
+                }
             )
 
 
@@ -388,6 +398,12 @@ class ServiceCatalogItem(TreeMixin):
         related_name="catalog_items",
         verbose_name=_("default workflow"),
     )
+    auto_close_minutes = models.PositiveIntegerField(
+        _("auto-close after (min)"),
+        default=4320,
+        validators=[MinValueValidator(1, _("The auto-close delay must be at least one minute."))],
+        help_text=_("A resolved ticket closes by itself after this many minutes."),
+    )
     description = models.TextField(_("description"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     history = HistoricalRecords()
@@ -448,6 +464,10 @@ class User(AbstractUser):
         super().clean()
         if self.department_id and self.company_id and self.department.company_id != self.company_id:
             raise ValidationError(
-                {"department": _("The department must belong to the user's company.")},
-                code="user_department_company",
+                {
+                    "department": ValidationError(
+                        _("The department must belong to the user's company."),
+                        code="user_department_company",
+                    )
+                }
             )

@@ -84,8 +84,12 @@ def scope_condition(model, user) -> Q | None:
         if rule.all_records:
             return None
         rule_q = _rule_condition(rule, dims)
-        if rule_q is not None:
-            allowed |= rule_q
+        if rule_q is None:
+            continue
+        if not rule_q:
+            # An empty Q (every row) would vanish in `allowed | Q()`: answer it here.
+            return None
+        allowed |= rule_q
     return allowed
 
 

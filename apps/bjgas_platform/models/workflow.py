@@ -71,6 +71,17 @@ class WorkflowState(models.Model):
     sla_running = models.BooleanField(
         _("SLA clock runs"), default=True, help_text=_("Off for waiting states: the clock pauses.")
     )
+    sla_milestone = models.CharField(
+        _("SLA milestone"),
+        max_length=20,
+        blank=True,
+        choices=[("dispatched", _("Dispatched")), ("accepted", _("Accepted"))],
+        help_text=_(
+            "Entering a dispatched state stops the dispatch clock and starts the acceptance "
+            "clock; entering an accepted state stops the acceptance clock and counts as "
+            "the first response."
+        ),
+    )
     read_only = models.BooleanField(
         _("read-only"), default=False, help_text=_("Nobody edits the record's fields in it.")
     )

@@ -1,0 +1,286 @@
+"""Incidents (事件): something broke or degraded; restore the service fast."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from apps.bjgas_platform.choices import SupportTier
+from apps.bjgas_platform.models import (
+    BusinessSystem,
+    Company,
+    Department,
+    Region,
+    ScopedManager,
+    ServiceCatalogItem,
+    SupportGroup,
+    Vendor,
+    WorkflowRecord,
+)
+from apps.bjgas_platform.models.org import TreeMixin, code_field
+
+from ..choices import Priority
+
+
+class Channel(models.TextChoices):
+    PORTAL = "portal", _("Self-service portal")
+    PHONE = "phone", _("Phone")
+    EMAIL = "email", _("E-mail")
+    MONITORING = "monitoring", _("Monitoring alert")
+    IMPORT = "import", _("Batch import")
+    MOBILE = "mobile", _("Mobile app")
+    DESK = "desk", _("Service desk")
+
+
+class Level(models.IntegerChoices):
+    """Urgency and impact share one four-step scale."""
+
+    CRITICAL = 1, _("1 - Critical")
+    HIGH = 2, _("2 - High")
+    MEDIUM = 3, _("3 - Medium")
+    LOW = 4, _("4 - Low")
+
+
+class Severity(models.TextChoices):
+    """The service agreement's severity: A answers within 2 h, B 4 h, C 8 h."""
+
+    A = "A", _("A (answer within 2 h)")
+    B = "B", _("B (answer within 4 h)")
+    C = "C", _("C (answer within 8 h)")
+
+
+class IncidentCategory(TreeMixin):
+    """A category of incidents; subcategories sit below their category."""
+
+    code = code_field()
+    name = models.CharField(_("name"), max_length=100)
+    parent = models.ForeignKey(
+        "self",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("parent category"),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("incident category")
+        verbose_name_plural = _("incident categories")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.parent.name} / {self.name}" if self.parent_id else self.name
+
+
+class PriorityMatrix(models.Model):
+    """One cell of the urgency × impact matrix that gives an incident's priority."""
+
+    urgency = models.PositiveSmallIntegerField(_("urgency"), choices=Level.choices)
+    impact = models.PositiveSmallIntegerField(_("impact"), choices=Level.choices)
+    priority = models.CharField(_("priority"), max_length=2, choices=Priority.choices)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("priority matrix cell")
+        verbose_name_plural = _("priority matrix")
+        ordering = ["urgency", "impact"]
+        constraints = [
+            models.UniqueConstraint(fields=["urgency", "impact"], name="priority_matrix_cell_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_urgency_display()} × {self.get_impact_display()} → {self.priority}"
+
+
+class Incident(WorkflowRecord):
+    """An incident reported by a person, a monitoring alert or an import."""
+
+    number = models.CharField(_("number"), max_length=30, unique=True, editable=False)
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        related_name="requested_incidents",
+        verbose_name=_("requester"),
+    )
+    requester_phone = models.CharField(_("requester's phone"), max_length=30, blank=True)
+    requester_extension = models.CharField(_("requester's extension"), max_length=20, blank=True)
+    company = models.ForeignKey(
+        Company, models.PROTECT, related_name="+", verbose_name=_("reporting company")
+    )
+    department = models.ForeignKey(
+        Department,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reporting department"),
+    )
+    region = models.ForeignKey(
+        Region,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("region / site"),
+    )
+    business_system = models.ForeignKey(
+        BusinessSystem,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("business system"),
+    )
+    catalog_item = models.ForeignKey(
+        ServiceCatalogItem,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("service catalog item"),
+    )
+    category = models.ForeignKey(
+        IncidentCategory,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("category"),
+    )
+    channel = models.CharField(
+        _("channel"), max_length=20, choices=Channel.choices, default=Channel.DESK
+    )
+    urgency = models.PositiveSmallIntegerField(
+        _("urgency"), choices=Level.choices, default=Level.MEDIUM
+    )
+    impact = models.PositiveSmallIntegerField(
+        _("impact"), choices=Level.choices, default=Level.MEDIUM
+    )
+    priority = models.CharField(
+        _("priority"), max_length=2, choices=Priority.choices, default=Priority.P3, db_index=True
+    )
+    severity = models.CharField(_("severity"), max_length=1, choices=Severity.choices, blank=True)
+    support_group = models.ForeignKey(
+        SupportGroup,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("support group"),
+    )
+    tier = models.PositiveSmallIntegerField(
+        _("tier"), choices=SupportTier.choices, null=True, blank=True
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_incidents",
+        verbose_name=_("assignee"),
+    )
+    vendor = models.ForeignKey(
+        Vendor, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("vendor")
+    )
+    resolution_code = models.CharField(_("resolution code"), max_length=50, blank=True)
+    resolution_notes = models.TextField(_("resolution"), blank=True)
+    created_at = models.DateTimeField(_("reported at"), default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True, db_index=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    auto_close_at = models.DateTimeField(
+        _("closes by itself at"), null=True, blank=True, db_index=True
+    )
+    reassignment_count = models.PositiveIntegerField(_("reassignments"), default=0)
+    reopen_count = models.PositiveIntegerField(_("reopened"), default=0)
+    source_system = models.CharField(_("imported from"), max_length=30, blank=True)
+    source_key = models.CharField(
+        _("number in the source"),
+        max_length=60,
+        null=True,
+        blank=True,
+        help_text=_("Empty for incidents born here; the import's key otherwise."),
+    )
+    source_made_sla = models.BooleanField(_("SLA met (source's verdict)"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("registered by"),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    history = HistoricalRecords()
+
+    objects = ScopedManager()
+    scope_dimensions = {
+        "company": "company_id",
+        "department": "department_id",
+        "region": "region_id",
+        "business_system": "business_system_id",
+        "vendor": "vendor_id",
+    }
+    scope_owner_fields = ("requester", "assignee", "created_by")
+
+    class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # NULL keys never collide, on MariaDB and SQLite alike.
+            models.UniqueConstraint(
+                fields=["source_system", "source_key"], name="incident_source_once"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.resolved_at and self.created_at and self.resolved_at < self.created_at:
+            raise ValidationError(
+                {"resolved_at": _("An incident cannot be resolved before it was reported.")},
+                code="resolved_before_created",
+            )
+
+
+class IncidentSegment(models.Model):
+    """A span of an incident's life with one state, group, tier, assignee and vendor."""
+
+    incident = models.ForeignKey(Incident, models.CASCADE, related_name="segments")
+    state = models.CharField(_("state"), max_length=40)
+    state_category = models.CharField(_("state category"), max_length=20)
+    sla_running = models.BooleanField(_("SLA clock runs"))
+    support_group = models.ForeignKey(
+        SupportGroup, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    tier = models.PositiveSmallIntegerField(_("tier"), null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    vendor = models.ForeignKey(Vendor, models.SET_NULL, null=True, blank=True, related_name="+")
+    channel = models.CharField(_("channel"), max_length=20)
+    started_at = models.DateTimeField(_("from"))
+    ended_at = models.DateTimeField(_("to"), null=True, blank=True)
+    wall_seconds = models.FloatField(_("wall-clock seconds"), default=0)
+    business_seconds = models.FloatField(_("business seconds"), default=0)
+
+    class Meta:
+        verbose_name = _("incident segment")
+        verbose_name_plural = _("incident segments")
+        ordering = ["incident", "started_at", "id"]
+        indexes = [
+            models.Index(fields=["tier", "started_at"]),
+            models.Index(fields=["assignee", "started_at"]),
+            models.Index(fields=["vendor", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.state} {self.started_at:%Y-%m-%d %H:%M}"
