@@ -2,6 +2,12 @@
 
 from django.dispatch import Signal
 
+# Sent inside the transaction that changed a record's state (also at creation), after
+# the log row is written: receivers update derived rows (SLA clocks, segments, outbox)
+# atomically with the change. A receiver that raises rolls the whole transition back.
+# kwargs: record, log (TransitionLog), actor.
+transition_applied = Signal()
+
 # Sent after the transaction that changed a record's state has committed.
 # kwargs: record, log (TransitionLog), actor.
 transition_completed = Signal()

@@ -28,7 +28,12 @@ from ..models import (
     WorkflowTransition,
 )
 from ..models.workflow import ANY_STATE
-from ..signals import approval_decided, approval_requested, transition_completed
+from ..signals import (
+    approval_decided,
+    approval_requested,
+    transition_applied,
+    transition_completed,
+)
 from .conditions import ConditionSyntaxError, evaluate_condition, parse_condition
 from .errors import PlatformError
 
@@ -179,6 +184,8 @@ def start_record(record: WorkflowRecord, actor: User | None, workflow: Workflow 
     record.state = initial.code
     record.state_changed_at = now
     record.version = 0
+    if actor is not None:
+        record._history_user = actor  # the record's history names who, outside requests too
     record.save()
     log = TransitionLog.objects.create(
         content_type=ContentType.objects.get_for_model(record),
@@ -190,6 +197,7 @@ def start_record(record: WorkflowRecord, actor: User | None, workflow: Workflow 
         actor=actor,
         created_at=now,
     )
+    transition_applied.send(sender=type(record), record=record, log=log, actor=actor)
     _after_commit(transition_completed, record=record, log=log, actor=actor)
     return record
 
@@ -469,6 +477,8 @@ def _apply(
     if hasattr(record, "on_state_change"):
         update_fields += record.on_state_change(from_state, target, now) or []
     record._change_reason = transition.label
+    if actor is not None:
+        record._history_user = actor
     record.save(update_fields=update_fields)
     log = TransitionLog.objects.create(
         content_type=ContentType.objects.get_for_model(record),
@@ -492,6 +502,7 @@ def _apply(
         actor.pk if actor else None,
         f" approved by {approved_by.pk}" if approved_by else "",
     )
+    transition_applied.send(sender=type(record), record=record, log=log, actor=actor)
     _after_commit(transition_completed, record=record, log=log, actor=actor)
     return log
 
