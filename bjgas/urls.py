@@ -10,6 +10,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("desk/", admin.site.urls),
+    path("notifications/", include("apps.bjgas_platform.urls")),
     path("api/v1/", include("apps.bjgas_platform.api.urls")),
     path("api/v1/", include("apps.bjgas_ops.api.urls")),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),

@@ -11,6 +11,7 @@ class OpsConfig(AppConfig):
     def ready(self) -> None:
         from apps.bjgas_platform.roles import register_reference_loader
 
+        from . import signals  # noqa: F401 (connects the receivers)
         from .reference import load_ops_reference
 
         register_reference_loader(load_ops_reference)

@@ -9,3 +9,4 @@ class PlatformConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401
+        from .services import sla  # noqa: F401  (connects the SLA clocks to state changes)

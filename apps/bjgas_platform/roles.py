@@ -48,11 +48,15 @@ def load_reference_data() -> set[str]:
     """Create missing roles, then run every app's loader; return the new role codes."""
     from .models import Role
     from .services.business_time import ensure_default_calendars, seed_public_holidays
+    from .services.notifications import ensure_outbox_schedule
+    from .services.sla import ensure_sla_sweep_schedule
 
     created: set[str] = set()
     with transaction.atomic():
         seed_public_holidays()
         ensure_default_calendars()
+        ensure_outbox_schedule()
+        ensure_sla_sweep_schedule()
         for code, name, description in ROLES:
             if Role.objects.filter(code=code).exists():
                 continue

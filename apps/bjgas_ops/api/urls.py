@@ -4,4 +4,5 @@ from . import views
 
 router = DefaultRouter()
 router.register("tasks", views.TaskViewSet)
+router.register("incidents", views.IncidentViewSet)
 urlpatterns = router.urls

@@ -242,6 +242,12 @@ class Incident(WorkflowRecord):
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
 
+    def on_state_change(self, from_state: str, target, now) -> list[str]:
+        """Stamp resolution, reopening and closing as the workflow engine saves a state."""
+        from ..services.incidents import apply_state_change
+
+        return apply_state_change(self, from_state, target, now)
+
     def clean(self) -> None:
         super().clean()
         if self.resolved_at and self.created_at and self.resolved_at < self.created_at:

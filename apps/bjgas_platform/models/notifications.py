@@ -149,6 +149,10 @@ class OutboxMessage(models.Model):
         related_name="+",
         verbose_name=_("robot"),
     )
+    content_type = models.ForeignKey(
+        ContentType, models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
     subject = models.CharField(_("subject"), max_length=200)
     body = models.TextField(_("text"))
     url = models.CharField(_("link"), max_length=300, blank=True)

@@ -79,6 +79,7 @@ class SlaPolicy(models.Model):
         _("resolution limit (min)"), null=True, blank=True, validators=[minutes_validator]
     )
     reminder_percents = models.CharField(
+        # xgettext:no-python-format
         _("reminders at (% of the limit)"),
         max_length=50,
         blank=True,

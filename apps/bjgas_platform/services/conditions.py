@@ -60,7 +60,7 @@ def parse_condition(text: str, model=None) -> ast.Expression | None:
 
 def evaluate_condition(text: str, record, actor=None) -> bool:
     """Return whether the condition holds for `record` acted on by `actor`."""
-    tree = parse_condition(text)
+    tree = parse_condition(text, type(record))
     if tree is None:
         return True
     context = {
@@ -101,7 +101,7 @@ def _check(node: ast.AST, model) -> None:
                 raise ConditionSyntaxError(_("A list in a condition may hold only literal values."))
             _check(element, model)
     elif isinstance(node, ast.Name):
-        if node.id not in SPECIAL_NAMES and node.id not in CONSTANT_NAMES and model is not None:
+        if node.id not in SPECIAL_NAMES and node.id not in CONSTANT_NAMES:
             _field_path_model([node.id], model)
     elif isinstance(node, ast.Attribute):
         _field_path_model(_attribute_path(node), model)

@@ -1,0 +1,11 @@
+"""Scheduled jobs of the service-management processes: thin, safe to run twice."""
+
+from celery import shared_task
+
+from .services.incidents import AUTO_CLOSE_TASK, auto_close_due_incidents
+
+
+@shared_task(name=AUTO_CLOSE_TASK, ignore_result=True)
+def auto_close_incidents() -> int:
+    """Close resolved incidents whose auto-close time has come; return how many."""
+    return auto_close_due_incidents()
