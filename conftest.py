@@ -7,9 +7,12 @@ The file cache, media files and the file-system broker's folders live in that te
 folder too; Redis, when REDIS_URL is set, is used as configured (cache keys get a prefix).
 """
 
+import contextlib
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -87,3 +90,61 @@ def english():
 
     with translation.override("en"):
         yield
+
+
+def reset_celery_connections(app) -> None:
+    """Drop the Celery app's cached broker pools, routes and result backend after a conf
+    change, so that the next message uses the new conf."""
+    from kombu import pools
+
+    app._pool = None
+    app.__dict__.pop("amqp", None)
+    pools.reset()  # kombu keeps pools per connection; a closed one would be handed out again
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
+
+
+@pytest.fixture
+def celery_worker(tmp_path: Path):
+    """Return `start(*tasks)`, a context manager running a real worker thread for `tasks`.
+
+    The worker uses the configured broker (Redis when REDIS_URL is set, else the file-system
+    broker in a private folder) and consumes only a queue of the test's own, to which the
+    given tasks are routed, so that `task.delay()` in the test reaches it and nothing else
+    does. Results are kept in Redis, or in memory (the worker is a thread of the test).
+    Use it in a `django_db(transaction=True)` test: the worker has its own connection.
+    """
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+
+    from bjgas.celery import app
+
+    @contextlib.contextmanager
+    def start(*tasks):
+        queue = f"test-{uuid.uuid4().hex[:12]}"
+        keys = ("result_backend", "task_routes", "broker_transport_options")
+        saved = {key: app.conf[key] for key in keys}
+        if settings.REDIS_URL:
+            app.conf.result_backend = settings.REDIS_URL
+        else:
+            folder = tmp_path / f"broker-{queue}"
+            folder.mkdir()
+            app.conf.result_backend = "cache+memory://"
+            app.conf.broker_transport_options = {
+                **(saved["broker_transport_options"] or {}),
+                "data_folder_in": str(folder),
+                "data_folder_out": str(folder),
+                "processed_folder": str(folder),
+            }
+        app.conf.task_routes = {task.name: {"queue": queue} for task in tasks}
+        reset_celery_connections(app)
+        try:
+            with start_worker(
+                app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=30
+            ):
+                yield SimpleNamespace(app=app, queue=queue, broker=app.conf.broker_url)
+        finally:
+            app.conf.update(saved)
+            reset_celery_connections(app)
+
+    return start

@@ -277,9 +277,9 @@ def assign(
     vendor: Vendor | None = None,
     comment: str = "",
 ) -> Incident:
-    """Give the incident to a support group (and person, vendor); the tier follows the group.
+    """Give the incident to a support group, person and vendor; the tier follows the group.
 
-    Before dispatch this only fills in who will handle it. Afterwards a change of group or
+    The three are set as given: an assignee or vendor left out means none. Before dispatch this only fills in who will handle it. Afterwards a change of group or
     of the person handling it is a reassignment: it is counted, and taken as the workflow's
     escalation (to a higher tier: 一线 → 二线 → 三线) or transfer, both of which send the
     incident back to dispatched so that the new handler accepts it again.

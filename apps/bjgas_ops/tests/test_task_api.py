@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db
 
 
 def make_user(username, *role_codes, company=None, department=None):
-    user = User.objects.create_user(username, password="pw-123456", company=company,
-                                    department=department)
+    user = User.objects.create_user(
+        username, password="pw-123456", company=company, department=department
+    )
     for code in role_codes:
         user.groups.add(roles.role_group(code))
     return user
@@ -43,8 +44,17 @@ def org():
     ScopeRule.objects.create(name="城东", user=eng).companies.add(east)
     t_east = create_task(alice, title="东区打印机卡纸", business_system=crm, support_group=group)
     t_west = create_task(bob, title="西区电脑蓝屏")
-    return {"hq": hq, "east": east, "west": west, "alice": alice, "bob": bob, "eng": eng,
-            "t_east": t_east, "t_west": t_west, "group": group}
+    return {
+        "hq": hq,
+        "east": east,
+        "west": west,
+        "alice": alice,
+        "bob": bob,
+        "eng": eng,
+        "t_east": t_east,
+        "t_west": t_west,
+        "group": group,
+    }
 
 
 def client_for(user):
@@ -83,15 +93,20 @@ def test_transition_through_api_and_stale_version(org):
     actions = {t["code"] for t in client.get(f"/api/v1/tasks/{task.pk}/transitions/").json()}
     assert actions == {"assign", "cancel"}
 
-    ok = client.post(f"/api/v1/tasks/{task.pk}/transition/",
-                     {"code": "assign", "expected_version": 0}, format="json")
+    ok = client.post(
+        f"/api/v1/tasks/{task.pk}/transition/",
+        {"code": "assign", "expected_version": 0},
+        format="json",
+    )
     assert ok.status_code == 200, ok.content
     assert ok.json()["record"]["state"] == "assigned"
     assert ok.json()["record"]["version"] == 1
 
-    stale = client.post(f"/api/v1/tasks/{task.pk}/transition/",
-                        {"code": "cancel", "comment": "重复", "expected_version": 0},
-                        format="json")
+    stale = client.post(
+        f"/api/v1/tasks/{task.pk}/transition/",
+        {"code": "cancel", "comment": "重复", "expected_version": 0},
+        format="json",
+    )
     assert stale.status_code == 409
     assert stale.json()["code"] == "stale_record"
     task.refresh_from_db()
@@ -104,8 +119,9 @@ def test_condition_refusal_changes_nothing(org):
     task = org["t_west"]  # no support group: the default workflow refuses to dispatch it
     desk = make_user("agent", roles.SERVICE_DESK)
     ScopeRule.objects.create(name="all", user=desk, all_records=True)
-    response = client_for(desk).post(f"/api/v1/tasks/{task.pk}/transition/",
-                                     {"code": "assign"}, format="json")
+    response = client_for(desk).post(
+        f"/api/v1/tasks/{task.pk}/transition/", {"code": "assign"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["detail"] == "派单前请先选择处理组。"
     task.refresh_from_db()
@@ -114,8 +130,11 @@ def test_condition_refusal_changes_nothing(org):
 
 
 def test_create_task_through_api_with_token(org):
-    token = APIClient().post("/api/v1/auth/token/",
-                             {"username": "alice", "password": "pw-123456"}).json()["token"]
+    token = (
+        APIClient()
+        .post("/api/v1/auth/token/", {"username": "alice", "password": "pw-123456"})
+        .json()["token"]
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     response = client.post("/api/v1/tasks/", {"title": "VPN 连不上"}, format="json")
@@ -135,22 +154,25 @@ def test_approval_through_api(org):
     ScopeRule.objects.create(name="东", user=lead).companies.add(org["east"])
     Task.objects.filter(pk=task.pk).update(state="in_progress", assignee=org["eng"])
     eng = client_for(org["eng"])
-    response = eng.post(f"/api/v1/tasks/{task.pk}/transition/",
-                        {"code": "abort", "comment": "需求取消"}, format="json")
+    response = eng.post(
+        f"/api/v1/tasks/{task.pk}/transition/",
+        {"code": "abort", "comment": "需求取消"},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     approval_id = response.json()["approval"]["id"]
     assert response.json()["record"]["state"] == "in_progress"
 
     # The engineer who asked may not approve; the team lead sees and approves it.
-    refused = eng.post(f"/api/v1/approvals/{approval_id}/decide/", {"approve": True},
-                       format="json")
+    refused = eng.post(f"/api/v1/approvals/{approval_id}/decide/", {"approve": True}, format="json")
     assert refused.status_code in (400, 404)
     lead_client = client_for(lead)
     assert [a["id"] for a in lead_client.get("/api/v1/approvals/").json()["results"]] == [
         approval_id
     ]
-    decided = lead_client.post(f"/api/v1/approvals/{approval_id}/decide/", {"approve": True},
-                               format="json")
+    decided = lead_client.post(
+        f"/api/v1/approvals/{approval_id}/decide/", {"approve": True}, format="json"
+    )
     assert decided.status_code == 200, decided.content
     assert decided.json()["status"] == "approved"
     task.refresh_from_db()

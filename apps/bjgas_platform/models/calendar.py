@@ -7,6 +7,8 @@ from simple_history.models import HistoricalRecords
 
 from .org import code_validator
 
+PERIOD_ORDER = _("A working period must end after it starts (same day).")
+
 
 class Weekday(models.IntegerChoices):
     MONDAY = 0, _("Monday")
@@ -75,10 +77,7 @@ class WorkingPeriod(models.Model):
     def clean(self) -> None:
         super().clean()
         if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValidationError(
-                {"end": _("A working period must end after it starts (same day).")},
-                code="period_order",
-            )
+            raise ValidationError({"end": ValidationError(PERIOD_ORDER, code="period_order")})
 
 
 class PublicHoliday(models.Model):
@@ -127,11 +126,12 @@ class CalendarException(models.Model):
         if self.is_working:
             if self.start is None or self.end is None:
                 raise ValidationError(
-                    {"start": _("A working exception needs its hours: fill in from and to.")},
-                    code="exception_hours",
+                    {
+                        "start": ValidationError(
+                            _("A working exception needs its hours: fill in from and to."),
+                            code="exception_hours",
+                        )
+                    }
                 )
             if self.end <= self.start:
-                raise ValidationError(
-                    {"end": _("A working period must end after it starts (same day).")},
-                    code="period_order",
-                )
+                raise ValidationError({"end": ValidationError(PERIOD_ORDER, code="period_order")})

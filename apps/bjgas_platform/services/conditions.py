@@ -50,10 +50,14 @@ def parse_condition(text: str, model=None) -> ast.Expression | None:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ConditionSyntaxError(
-            _("The condition is not a valid expression (column %(col)s): %(msg)s")
-            % {"col": exc.offset or 0, "msg": exc.msg}
-        ) from exc
+        if exc.offset:
+            message = _("The condition is not a valid expression (column %(col)s): %(msg)s") % {
+                "col": exc.offset,
+                "msg": exc.msg,
+            }
+        else:
+            message = _("The condition is not a valid expression: %(msg)s") % {"msg": exc.msg}
+        raise ConditionSyntaxError(message) from exc
     _check(tree.body, model)
     return tree
 

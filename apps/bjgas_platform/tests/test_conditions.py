@@ -162,9 +162,18 @@ def test_nothing_is_executed(task, tmp_path):
 
 def test_syntax_error_names_the_column():
     with pytest.raises(ConditionSyntaxError) as caught:
+        parse_condition("priority = 'P1'")
+
+    assert str(caught.value) == (
+        "The condition is not a valid expression (column 10): invalid syntax"
+    )
+
+
+def test_syntax_error_at_the_end_has_no_column():
+    with pytest.raises(ConditionSyntaxError) as caught:
         parse_condition("priority ==")
 
-    assert str(caught.value).startswith("The condition is not a valid expression (column ")
+    assert str(caught.value) == "The condition is not a valid expression: invalid syntax"
 
 
 def test_with_a_model_every_field_must_exist():
@@ -188,3 +197,13 @@ def test_evaluating_an_unknown_field_is_a_syntax_error_not_a_crash(task):
         evaluate_condition("severity == 'A'", task)
 
     assert str(caught.value) == "'task' has no field 'severity'."
+
+
+def test_syntax_error_names_the_column_only_when_python_knows_it(english):
+    # "priority 'P1'": the stray literal starts at column 10 (1-based).
+    with pytest.raises(ConditionSyntaxError) as exc:
+        parse_condition("priority 'P1'")
+    assert "(column 10)" in str(exc.value)
+    with pytest.raises(ConditionSyntaxError) as exc:
+        parse_condition("priority ==")
+    assert "column" not in str(exc.value)

@@ -225,7 +225,7 @@ def test_in_app_messages_land_in_the_bell_once(org):
     assert sent.count() == 2 and all(m.sent_at and m.attempts == 1 for m in sent)
 
 
-def test_an_inactive_recipient_is_given_up(org):
+def test_an_inactive_recipient_is_given_up(org, english):
     make_rule(recipient_relations="requester", channels="in_app")
     notify_task(org)
     org.users["req"].is_active = False
@@ -257,7 +257,7 @@ def test_wecom_gets_markdown_and_errcode_zero_is_success(org, http_server, engli
     assert request["headers"]["Content-Type"] == "application/json"
 
 
-def test_a_robot_error_code_is_retried(org, http_server):
+def test_a_robot_error_code_is_retried(org, http_server, english):
     wecom = robot(Channel.WECOM, f"{http_server.url}/wecom")
     make_rule(robots=[wecom])
     notify_task(org)
@@ -271,7 +271,7 @@ def test_a_robot_error_code_is_retried(org, http_server):
     assert len(http_server.on("/wecom")) == 2
 
 
-def test_failure_then_success_waits_the_backoff(org, http_server):
+def test_failure_then_success_waits_the_backoff(org, http_server, english):
     wecom = robot(Channel.WECOM, f"{http_server.url}/wecom")
     make_rule(robots=[wecom])
     notify_task(org)
@@ -326,7 +326,7 @@ def test_the_number_of_attempts_is_a_setting(org, http_server):
     assert deliver_pending(now=now + MINUTE)["dead"] == 1
 
 
-def test_an_unreachable_webhook_is_retried(org):
+def test_an_unreachable_webhook_is_retried(org, english):
     make_rule(robots=[robot(Channel.WECOM, f"http://127.0.0.1:{free_port()}/wecom")])
     notify_task(org)
     assert deliver_pending()["retry"] == 1
@@ -393,7 +393,7 @@ def test_feishu_is_signed_in_the_body(org, http_server):
     }
 
 
-def test_feishu_error_code_is_retried(org, http_server):
+def test_feishu_error_code_is_retried(org, http_server, english):
     make_rule(robots=[robot(Channel.FEISHU, f"{http_server.url}/feishu/hook", "s")])
     notify_task(org)
     http_server.answer("/feishu/hook", (200, {"code": 19021, "msg": "sign match fail"}))
@@ -418,7 +418,7 @@ def test_push_gateway_gets_the_user_and_a_bearer_token(org, http_server):
     }
 
 
-def test_push_waits_for_a_gateway_to_be_configured(org, http_server):
+def test_push_waits_for_a_gateway_to_be_configured(org, http_server, english):
     make_rule(recipient_relations="requester", channels="push")
     notify_task(org)
     now = timezone.now()
@@ -514,7 +514,7 @@ def test_a_worker_that_died_mid_send_is_replaced_after_its_lease(org, http_serve
 
 
 @override_settings(NOTIFY_MAX_ATTEMPTS=1)
-def test_an_unfinished_last_attempt_gives_up(org, http_server):
+def test_an_unfinished_last_attempt_gives_up(org, http_server, english):
     make_rule(robots=[robot(Channel.WECOM, f"{http_server.url}/wecom")])
     notify_task(org)
     t0 = timezone.now()

@@ -222,3 +222,14 @@ def test_deactivated_user_loses_everything():
     mgr.refresh_from_db()
 
     assert visible(Task, mgr) == set()
+
+
+@pytest.mark.django_db
+def test_owner_fields_without_rules():
+    world = build_world()
+    helper = UserFactory(username="helper", roles=[r.ENGINEER_T2])
+    Task.objects.filter(pk=world.tasks["T1"].pk).update(assignee=helper)
+    Task.objects.filter(pk=world.tasks["T4"].pk).update(created_by=helper)
+    Task.objects.filter(pk=world.tasks["T5"].pk).update(requester=helper)
+
+    assert visible(Task, helper) == {"T1", "T4", "T5"}
