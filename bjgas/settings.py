@@ -232,6 +232,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "BJGas operations platform API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Urgency and impact share one scale: name its enum once.
+    "ENUM_NAME_OVERRIDES": {"LevelEnum": "apps.bjgas_ops.models.incident.Level.choices"},
 }
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

@@ -173,7 +173,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
 
     def get_url(self, attachment: Attachment) -> str:
         request = self.context.get("request")
-        url = attachment.file.url
+        url = attachment.get_absolute_url()
         return request.build_absolute_uri(url) if request else url
 
 

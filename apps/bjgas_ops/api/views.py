@@ -6,7 +6,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.bjgas_platform.api.base import ScopedModelViewSet
-from apps.bjgas_platform.api.permissions import ModelPermissions
 from apps.bjgas_platform.api.serializers import TakeTransitionSerializer
 from apps.bjgas_platform.api.views import WorkflowActionsMixin
 from apps.bjgas_platform.models import SlaClock
@@ -28,12 +27,6 @@ class TaskViewSet(WorkflowActionsMixin, ScopedModelViewSet):
 
     def perform_create(self, serializer):
         serializer.instance = create_task(self.request.user, **serializer.validated_data)
-
-
-class ActOnRecordPermission(ModelPermissions):
-    """Acting on a record (a transition, a comment, a supplement) needs the change right."""
-
-    perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
 
 
 def _django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -76,11 +69,6 @@ class IncidentViewSet(WorkflowActionsMixin, ScopedModelViewSet):
 
     def get_queryset(self):
         return service.with_overdue(super().get_queryset())
-
-    def get_permissions(self):
-        if self.action in self.acting_actions and self.request.method == "POST":
-            return [ActOnRecordPermission()]
-        return super().get_permissions()
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)

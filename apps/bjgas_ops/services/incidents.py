@@ -279,10 +279,11 @@ def assign(
 ) -> Incident:
     """Give the incident to a support group, person and vendor; the tier follows the group.
 
-    The three are set as given: an assignee or vendor left out means none. Before dispatch this only fills in who will handle it. Afterwards a change of group or
-    of the person handling it is a reassignment: it is counted, and taken as the workflow's
-    escalation (to a higher tier: 一线 → 二线 → 三线) or transfer, both of which send the
-    incident back to dispatched so that the new handler accepts it again.
+    The three are set as given: an assignee or vendor left out means none. Before dispatch
+    this only fills in who will handle it. Afterwards a change of group or of the person
+    handling it is a reassignment: it is counted, and taken as the workflow's escalation
+    (to a higher tier: 一线 → 二线 → 三线) or transfer, both of which send the incident
+    back to dispatched so that the new handler accepts it again.
     """
     if support_group is None:
         raise IncidentError(

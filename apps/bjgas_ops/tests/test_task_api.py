@@ -180,3 +180,22 @@ def test_approval_through_api(org):
     assert ApprovalRequest.objects.get(pk=approval_id).votes.count() == 1
     # Bob (another company, no rule) cannot see the approval at all.
     assert client_for(org["bob"]).get(f"/api/v1/approvals/{approval_id}/").status_code == 404
+
+
+def test_vendor_engineer_acts_with_the_change_right_alone(org):
+    from apps.bjgas_platform.models import Vendor
+
+    vendor = Vendor.objects.create(code="HX", name="华信运维")
+    engineer = make_user("hx", roles.VENDOR_ENGINEER)
+    ScopeRule.objects.create(name="华信", user=engineer).vendors.add(vendor)
+    task = org["t_east"]
+    Task.objects.filter(pk=task.pk).update(vendor=vendor, state="assigned")
+    # The role may view and change tasks but not add them: acting is a change.
+    assert not engineer.has_perm("bjgas_ops.add_task")
+    client = client_for(engineer)
+    assert client.post("/api/v1/tasks/", {"title": "x"}, format="json").status_code == 403
+    response = client.post(
+        f"/api/v1/tasks/{task.pk}/transition/", {"code": "accept"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["record"]["state"] == "in_progress"

@@ -22,6 +22,7 @@ from ..models import (
 from ..services import workflow as engine
 from . import serializers as s
 from .base import ScopedModelViewSet
+from .permissions import ActOnRecordPermission
 
 
 class CompanyViewSet(ScopedModelViewSet):
@@ -89,7 +90,18 @@ class UserViewSet(ScopedModelViewSet):
 
 
 class WorkflowActionsMixin:
-    """Adds `transitions`, `transition` and `history` to a process record's viewset."""
+    """Adds `transitions`, `transition` and `history` to a process record's viewset.
+
+    POSTs to the actions in `acting_actions` act on an existing record: they need the
+    change permission, not the add permission a plain POST would.
+    """
+
+    acting_actions = {"transition"}
+
+    def get_permissions(self):
+        if self.action in self.acting_actions and self.request.method == "POST":
+            return [ActOnRecordPermission()]
+        return super().get_permissions()
 
     @extend_schema(responses=s.TransitionSerializer(many=True))
     @action(detail=True, methods=["get"])

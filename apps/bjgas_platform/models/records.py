@@ -81,6 +81,11 @@ class Attachment(RecordLinkMixin):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("attachment-download", args=[self.pk])
+
 
 class RecordLink(models.Model):
     """A link between two records of any kinds: incident ↔ problem, change, article, alert."""
