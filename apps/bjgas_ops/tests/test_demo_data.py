@@ -104,3 +104,29 @@ def test_scope_rules_give_each_user_their_share():
     assert titles("head") == set(
         Task.objects.filter(department__code__startswith="HQ-CSC").values_list("title", flat=True)
     )
+
+
+def test_demo_incidents_are_worked_like_real_ones():
+    from apps.bjgas_ops.models import Incident
+    from apps.bjgas_platform.models import Comment, SlaClock
+
+    load()
+
+    states = Counter(Incident.objects.values_list("state", flat=True))
+    assert states == {
+        "in_progress": 2,
+        "waiting_requester": 1,
+        "dispatched": 1,
+        "resolved": 1,
+        "closed": 1,
+        "new": 1,
+    }
+    scada = Incident.objects.get(title="SCADA 调度画面数据不刷新")
+    # Urgency 1 × impact 1 is P1 in the default matrix; severity A as reported.
+    assert (scada.priority, scada.severity, scada.assignee.username) == ("P1", "A", "eng2")
+    assert SlaClock.objects.filter(object_id=scada.pk, metric="resolution").exists()
+    assert Comment.objects.filter(kind="supplement").count() == 1
+    resolved = Incident.objects.get(state="resolved")
+    assert resolved.auto_close_at is not None and resolved.resolved_at is not None
+    load()
+    assert Incident.objects.count() == 7

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from apps.bjgas_ops.models import Task
+from apps.bjgas_ops.models import Incident, Task
 from apps.bjgas_ops.reference import ensure_task_workflow
+from apps.bjgas_ops.services.incidents import assign, create_incident, supplement_incident
 from apps.bjgas_ops.services.tasks import create_task
 from apps.bjgas_platform import roles as r
 from apps.bjgas_platform.models import (
@@ -387,6 +388,62 @@ TASKS = [
 ]  # fmt: skip
 
 
+@dataclass
+class DemoIncident:
+    title: str
+    requester: str
+    catalog: str
+    channel: str = "portal"
+    urgency: int = 3
+    impact: int = 3
+    severity: str = ""
+    system: str | None = None
+    region: str | None = None
+    assignee: str | None = None
+    description: str = ""
+    # (what, actor, text): what is a transition code, "supplement" or "reply".
+    steps: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+
+DISPATCH = [("dispatch", "agent", ""), ("accept", None, ""), ("start", None, "")]
+INCIDENTS = [
+    DemoIncident(
+        "SCADA 调度画面数据不刷新", "head", "BIZ-SCADA", channel="phone", urgency=1, impact=1,
+        severity="A", system="SCADA", region="IDC-MAIN", assignee="eng2",
+        description="调度中心大屏上城东门站压力曲线 10:05 起不再刷新，其他站点正常。",
+        steps=DISPATCH,
+    ),
+    DemoIncident(
+        "营业厅收费系统登录缓慢", "user3", "BIZ-BILLING", urgency=2, impact=2, severity="B",
+        system="BILLING", region="DONGCHENG-HALL", assignee="eng2",
+        description="东城营业厅所有窗口登录营收系统需要 2 分钟以上。",
+        steps=DISPATCH + [("supplement", "user3", "补充：西城营业厅同事反映也慢，约从 9 点开始。")],
+    ),
+    DemoIncident(
+        "客服热线坐席无法打开客户档案", "user1", "BIZ-CRM", urgency=2, impact=3,
+        system="CRM", assignee="eng2", description="打开客户档案页面提示“服务器内部错误”。",
+        steps=DISPATCH + [("wait_requester", None, "请提供报错截图和客户编号。")],
+    ),
+    DemoIncident(
+        "办公电脑无法开机", "user2", "DESKTOP-PC", channel="phone", assignee="eng1",
+        description="按下电源键指示灯亮，屏幕无显示。", steps=[("dispatch", "agent", "")],
+    ),
+    DemoIncident(
+        "VPN 账号被锁定", "user2", "NET-VPN", channel="email", system="NETWORK",
+        assignee="neteng", description="连续输错密码后 VPN 账号被锁定。",
+        steps=DISPATCH + [("resolve", None, "已解锁账号并重置密码，请用新密码登录。")],
+    ),
+    DemoIncident(
+        "打印机卡纸报错", "user3", "DESKTOP-PRINTER", assignee="eng1",
+        description="三层打印机提示卡纸，取出后仍报错。",
+        steps=DISPATCH + [("resolve", None, "清理定影组件残纸，已恢复。"),
+                          ("confirm", "user3", "")],
+    ),
+    DemoIncident("申请重置邮箱密码", "user1", "ACCOUNT-PWD", channel="mobile",
+                 description="忘记邮箱密码，无法登录手机邮件。"),
+]  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Load the demo organisation, users, scope rules and tasks; safe to run again."
 
@@ -408,9 +465,11 @@ class Command(BaseCommand):
         with transaction.atomic():
             users = self.load_organisation(options["password"])
             created = 0 if options["no_tasks"] else self.load_tasks(users)
+            incidents = 0 if options["no_tasks"] else self.load_incidents(users)
         self.stdout.write(
             f"Demo data loaded: {len(users)} users, {created} new tasks "
-            f"({Task.objects.count()} tasks in all)."
+            f"({Task.objects.count()} tasks in all), {incidents} new incidents "
+            f"({Incident.objects.count()} in all)."
         )
         if options["logins"]:
             self.print_logins(options["password"])
@@ -586,6 +645,36 @@ class Command(BaseCommand):
                 task = result.record
             if spec.approve_by:
                 decide_approval(result.approval.pk, users[spec.approve_by], approve=True)
+            created += 1
+        return created
+
+    def load_incidents(self, users: dict[str, User]) -> int:
+        """Report the demo incidents whose titles are missing and work them as the desk would."""
+        existing = set(Incident.objects.values_list("title", flat=True))
+        catalog = {item.code: item for item in ServiceCatalogItem.objects.all()}
+        created = 0
+        for spec in INCIDENTS:
+            if spec.title in existing:
+                continue
+            requester = users[spec.requester]
+            item = catalog[spec.catalog]
+            incident = create_incident(
+                requester, channel=spec.channel, title=spec.title,
+                description=spec.description, catalog_item=item, urgency=spec.urgency,
+                impact=spec.impact, severity=spec.severity,
+                business_system=self.lookups["system"].get(spec.system),
+                region=self.lookups["region"].get(spec.region),
+            )  # fmt: skip
+            if spec.assignee:
+                incident = assign(
+                    incident, users["agent"], item.default_support_group, users[spec.assignee]
+                )
+            for what, actor, text in spec.steps:
+                who = users[actor or spec.assignee]
+                if what == "supplement":
+                    supplement_incident(incident, who, text)
+                else:
+                    incident = take_transition(incident, what, who, text).record
             created += 1
         return created
 
