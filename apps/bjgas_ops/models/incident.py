@@ -260,18 +260,32 @@ class Incident(WorkflowRecord):
 class IncidentSegment(models.Model):
     """A span of an incident's life with one state, group, tier, assignee and vendor."""
 
-    incident = models.ForeignKey(Incident, models.CASCADE, related_name="segments")
+    incident = models.ForeignKey(
+        Incident, models.CASCADE, related_name="segments", verbose_name=_("incident")
+    )
     state = models.CharField(_("state"), max_length=40)
     state_category = models.CharField(_("state category"), max_length=20)
     sla_running = models.BooleanField(_("SLA clock runs"))
     support_group = models.ForeignKey(
-        SupportGroup, models.SET_NULL, null=True, blank=True, related_name="+"
+        SupportGroup,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("support group"),
     )
     tier = models.PositiveSmallIntegerField(_("tier"), null=True, blank=True)
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assignee"),
     )
-    vendor = models.ForeignKey(Vendor, models.SET_NULL, null=True, blank=True, related_name="+")
+    vendor = models.ForeignKey(
+        Vendor, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("vendor")
+    )
     channel = models.CharField(_("channel"), max_length=20)
     started_at = models.DateTimeField(_("from"))
     ended_at = models.DateTimeField(_("to"), null=True, blank=True)

@@ -108,7 +108,10 @@ class NotificationPreference(models.Model):
     """A user's own channel switches; missing means every channel is on."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, models.CASCADE, related_name="notification_preference"
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        related_name="notification_preference",
+        verbose_name=_("user"),
     )
     in_app = models.BooleanField(_("in-app"), default=True)
     email = models.BooleanField(_("e-mail"), default=True)
@@ -150,9 +153,14 @@ class OutboxMessage(models.Model):
         verbose_name=_("robot"),
     )
     content_type = models.ForeignKey(
-        ContentType, models.CASCADE, null=True, blank=True, related_name="+"
+        ContentType,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("kind of record"),
     )
-    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    object_id = models.PositiveBigIntegerField(_("record id"), null=True, blank=True)
     subject = models.CharField(_("subject"), max_length=200)
     body = models.TextField(_("text"))
     url = models.CharField(_("link"), max_length=300, blank=True)
@@ -178,11 +186,21 @@ class OutboxMessage(models.Model):
 class InAppNotification(models.Model):
     """A message in a user's bell, usually about one record."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="notifications")
-    content_type = models.ForeignKey(
-        ContentType, models.CASCADE, null=True, blank=True, related_name="+"
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("user"),
     )
-    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    content_type = models.ForeignKey(
+        ContentType,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("kind of record"),
+    )
+    object_id = models.PositiveBigIntegerField(_("record id"), null=True, blank=True)
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("text"), blank=True)
     url = models.CharField(_("link"), max_length=300, blank=True)

@@ -90,17 +90,26 @@ class Attachment(RecordLinkMixin):
 class RecordLink(models.Model):
     """A link between two records of any kinds: incident ↔ problem, change, article, alert."""
 
-    source_type = models.ForeignKey(ContentType, models.CASCADE, related_name="+")
-    source_id = models.PositiveBigIntegerField()
+    source_type = models.ForeignKey(
+        ContentType, models.CASCADE, related_name="+", verbose_name=_("kind of source")
+    )
+    source_id = models.PositiveBigIntegerField(_("source id"))
     source = GenericForeignKey("source_type", "source_id")
-    target_type = models.ForeignKey(ContentType, models.CASCADE, related_name="+")
-    target_id = models.PositiveBigIntegerField()
+    target_type = models.ForeignKey(
+        ContentType, models.CASCADE, related_name="+", verbose_name=_("kind of target")
+    )
+    target_id = models.PositiveBigIntegerField(_("target id"))
     target = GenericForeignKey("target_type", "target_id")
     relation = models.CharField(_("relation"), max_length=30, default="related")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("record link")

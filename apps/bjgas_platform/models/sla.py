@@ -167,7 +167,7 @@ class SlaClock(RecordLinkMixin):
     breached = models.BooleanField(_("breached"), default=False)
     next_check_at = models.DateTimeField(_("next check"), null=True, blank=True, db_index=True)
     warning = models.CharField(_("warning"), max_length=300, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta(RecordLinkMixin.Meta):
         verbose_name = _("SLA clock")
@@ -191,7 +191,9 @@ class SlaEventKind(models.TextChoices):
 class SlaEvent(models.Model):
     """A reminder or escalation that fired; unique per clock, kind, level and deadline."""
 
-    clock = models.ForeignKey(SlaClock, models.CASCADE, related_name="events")
+    clock = models.ForeignKey(
+        SlaClock, models.CASCADE, related_name="events", verbose_name=_("SLA clock")
+    )
     kind = models.CharField(_("kind"), max_length=20, choices=SlaEventKind.choices)
     level = models.PositiveSmallIntegerField(_("level or percent"))
     due_at = models.DateTimeField(_("deadline"))

@@ -198,7 +198,9 @@ class WorkflowTransition(models.Model):
 class RecordLinkMixin(models.Model):
     """A row that points at one process record of any kind."""
 
-    content_type = models.ForeignKey(ContentType, models.CASCADE, related_name="+")
+    content_type = models.ForeignKey(
+        ContentType, models.CASCADE, related_name="+", verbose_name=_("kind of record")
+    )
     object_id = models.PositiveBigIntegerField(_("record id"))
     record = GenericForeignKey("content_type", "object_id")
 
@@ -210,9 +212,16 @@ class RecordLinkMixin(models.Model):
 class TransitionLog(RecordLinkMixin):
     """One state change of one record: who, when, from, to, why."""
 
-    workflow = models.ForeignKey(Workflow, models.PROTECT, related_name="+")
+    workflow = models.ForeignKey(
+        Workflow, models.PROTECT, related_name="+", verbose_name=_("workflow")
+    )
     transition = models.ForeignKey(
-        WorkflowTransition, models.SET_NULL, null=True, blank=True, related_name="+"
+        WorkflowTransition,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("transition"),
     )
     action = models.CharField(_("action"), max_length=50)
     from_state = models.CharField(_("from state"), max_length=40, blank=True)
