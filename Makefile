@@ -40,6 +40,7 @@ messages: venv
 	fi
 
 migrate: venv messages
+	$(BIN)/python manage.py ensure_database
 	$(BIN)/python manage.py migrate --noinput
 
 demo: migrate

@@ -460,6 +460,13 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.full_name or self.username
 
+    def get_full_name(self) -> str:
+        # Chinese names are one field, family name first; first/last would reverse them.
+        return self.full_name or super().get_full_name() or self.username
+
+    def get_short_name(self) -> str:
+        return self.full_name or self.username
+
     def clean(self) -> None:
         super().clean()
         if self.department_id and self.company_id and self.department.company_id != self.company_id:
