@@ -1,3 +1,10 @@
 """The desk (Django admin themed with unfold) for the platform's models."""
 
-from . import access, org, workflow  # noqa: F401 (registers the admin classes)
+from . import (  # noqa: F401 (registers the admin classes)
+    access,
+    calendar,
+    notifications,
+    org,
+    sla,
+    workflow,
+)

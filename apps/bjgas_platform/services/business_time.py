@@ -216,13 +216,31 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * UNIT_SECONDS[u.lower()] for n, u in parts)
 
 
+# The package names holidays in English; the rows are data shown as entered, in Chinese.
+HOLIDAY_NAMES = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "Mid-autumn Festival": "中秋节",
+    "National Day": "国庆节",
+    "Anti-Fascist 70th Day": "中国人民抗日战争胜利70周年纪念日",
+}
+
+
 def seed_public_holidays(years: range | None = None) -> int:
     """Copy the holidays and make-up days the chinese-calendar package knows; keep edits."""
     from chinese_calendar.constants import holidays, workdays
 
     existing = set(PublicHoliday.objects.values_list("date", flat=True))
     rows = [
-        PublicHoliday(date=day, kind=kind, name=str(name), source="chinese_calendar")
+        PublicHoliday(
+            date=day,
+            kind=kind,
+            name=HOLIDAY_NAMES.get(str(name), str(name)),
+            source="chinese_calendar",
+        )
         for kind, table in ((HolidayKind.DAY_OFF, holidays), (HolidayKind.WORKDAY, workdays))
         for day, name in table.items()
         if day not in existing and (years is None or day.year in years)

@@ -72,7 +72,8 @@ def test_holiday_block_then_make_up_saturday(standard):
     # National Day 2026: 1–7 October off, Saturday 10 October worked in exchange.
     # Wed 30 Sep 17:00 + 20 h: 0.5 h that day, Thu 8 Oct 8 h, Fri 9 Oct 8 h (16.5 h),
     # Sat 10 Oct 3.5 h more -> 12:00.
-    assert PublicHoliday.objects.get(date=date(2026, 10, 10)).kind == HolidayKind.WORKDAY
+    make_up = PublicHoliday.objects.get(date=date(2026, 10, 10))
+    assert (make_up.kind, make_up.name) == (HolidayKind.WORKDAY, "国庆节")
     assert clock(standard).add(at("2026-09-30T17:00"), 20 * HOUR) == at("2026-10-10T12:00")
 
 
