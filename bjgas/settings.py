@@ -232,6 +232,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "BJGas operations platform API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema names every endpoint and field: only signed-in users may read it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Urgency and impact share one scale: name its enum once.
     "ENUM_NAME_OVERRIDES": {"LevelEnum": "apps.bjgas_ops.models.incident.Level.choices"},
 }

@@ -30,11 +30,11 @@ MODELS = [Company, Department, Region, BusinessSystem, Vendor, VendorEngineer, U
 # username (role) -> models whose desk pages the role may view
 VIEWABLE = {
     "req": {Task},  # requester
-    "desk": ORG | {Task},  # service desk agent
-    "t1": ORG | {Task},  # tier-1 engineer
+    "desk": ORG | {User, Task},  # service desk agent: picks requesters and assignees
+    "t1": ORG | {User, Task},  # tier-1 engineer: picks requesters and assignees
     "vend": {Task},  # vendor engineer
-    "lead": ORG | {Task},  # team lead
-    "head": ORG | {Task},  # department head
+    "lead": ORG | {User, Task},  # team lead: picks requesters and assignees
+    "head": ORG | {User, Task},  # department head: picks requesters and assignees
     "mgr": ORG | {User, Task},  # IT manager
     "aud": ORG | {User, Task},  # auditor
     "admin": ORG | {User, Task},  # administrator

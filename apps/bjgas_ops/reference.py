@@ -58,6 +58,8 @@ RECORD_LOGS = [
     "bjgas_platform.approvalvote",
 ]
 PROCESS_MODELS = ["bjgas_ops.task"]
+# Staff pick requesters and assignees: they read the user directory (rows by scope).
+STAFF_VIEW = ORG_MODELS + ["bjgas_platform.user"]
 VIEW = ("view",)
 EDIT = ("view", "add", "change")
 ALL = ("view", "add", "change", "delete")
@@ -65,13 +67,13 @@ ALL = ("view", "add", "change", "delete")
 # role code -> [(models, actions)]
 ROLE_PERMISSIONS: dict[str, list[tuple[list[str], tuple[str, ...]]]] = {
     r.REQUESTER: [(PROCESS_MODELS, EDIT)],
-    r.SERVICE_DESK: [(PROCESS_MODELS, EDIT), (ORG_MODELS, VIEW), (RECORD_LOGS, VIEW)],
-    r.ENGINEER_T1: [(PROCESS_MODELS, EDIT), (ORG_MODELS, VIEW), (RECORD_LOGS, VIEW)],
-    r.ENGINEER_T2: [(PROCESS_MODELS, EDIT), (ORG_MODELS, VIEW), (RECORD_LOGS, VIEW)],
-    r.ENGINEER_T3: [(PROCESS_MODELS, EDIT), (ORG_MODELS, VIEW), (RECORD_LOGS, VIEW)],
+    r.SERVICE_DESK: [(PROCESS_MODELS, EDIT), (STAFF_VIEW, VIEW), (RECORD_LOGS, VIEW)],
+    r.ENGINEER_T1: [(PROCESS_MODELS, EDIT), (STAFF_VIEW, VIEW), (RECORD_LOGS, VIEW)],
+    r.ENGINEER_T2: [(PROCESS_MODELS, EDIT), (STAFF_VIEW, VIEW), (RECORD_LOGS, VIEW)],
+    r.ENGINEER_T3: [(PROCESS_MODELS, EDIT), (STAFF_VIEW, VIEW), (RECORD_LOGS, VIEW)],
     r.VENDOR_ENGINEER: [(PROCESS_MODELS, ("view", "change"))],
-    r.TEAM_LEAD: [(PROCESS_MODELS, EDIT), (ORG_MODELS, VIEW), (RECORD_LOGS, VIEW)],
-    r.DEPARTMENT_HEAD: [(PROCESS_MODELS, EDIT), (ORG_MODELS, VIEW), (RECORD_LOGS, VIEW)],
+    r.TEAM_LEAD: [(PROCESS_MODELS, EDIT), (STAFF_VIEW, VIEW), (RECORD_LOGS, VIEW)],
+    r.DEPARTMENT_HEAD: [(PROCESS_MODELS, EDIT), (STAFF_VIEW, VIEW), (RECORD_LOGS, VIEW)],
     r.IT_MANAGER: [
         (PROCESS_MODELS, ALL),
         (ORG_MODELS, VIEW),
@@ -117,6 +119,12 @@ TASK_STATES = [
     ("cancelled", "已取消", "cancelled", "red", False, False, True),
 ]
 ENGINEERS = [r.ENGINEER_T1, r.ENGINEER_T2, r.ENGINEER_T3, r.VENDOR_ENGINEER]
+# The requester role is held by department heads and others who see more than their own
+# records: the requester's own decisions are for the requester, the desk or a team lead.
+CONFIRMERS = "actor_is_requester or 'service_desk' in actor_roles or 'team_lead' in actor_roles"
+# Taking on work: whoever it was given to (or anyone of the group while nobody was), or a lead.
+ACCEPTERS = "assignee is None or actor_is_assignee or 'team_lead' in actor_roles"
+ACCEPTERS_MESSAGE = "该单已派给其他处理人，只有该处理人或组长可以接单。"
 # code, label, sources, target, roles, condition, condition message, comment, approvals
 TASK_TRANSITIONS = [
     (
@@ -130,7 +138,17 @@ TASK_TRANSITIONS = [
         False,
         0,
     ),
-    ("accept", "接单", "assigned", "in_progress", ENGINEERS + [r.TEAM_LEAD], "", "", False, 0),
+    (
+        "accept",
+        "接单",
+        "assigned",
+        "in_progress",
+        ENGINEERS + [r.TEAM_LEAD],
+        ACCEPTERS,
+        ACCEPTERS_MESSAGE,
+        False,
+        0,
+    ),
     (
         "transfer",
         "转派",
@@ -145,15 +163,25 @@ TASK_TRANSITIONS = [
     ("wait", "挂起等待", "in_progress", "waiting", ENGINEERS, "", "", True, 0),
     ("resume", "恢复处理", "waiting", "in_progress", ENGINEERS + [r.TEAM_LEAD], "", "", False, 0),
     ("complete", "完成", "in_progress", "done", ENGINEERS + [r.TEAM_LEAD], "", "", True, 0),
-    ("reject", "退回重办", "done", "in_progress", [r.REQUESTER, r.SERVICE_DESK], "", "", True, 0),
+    (
+        "reject",
+        "退回重办",
+        "done",
+        "in_progress",
+        [r.REQUESTER, r.SERVICE_DESK],
+        CONFIRMERS,
+        "只有提出人本人、服务台或组长可以退回重办。",
+        True,
+        0,
+    ),
     (
         "close",
         "关闭",
         "done",
         "closed",
         [r.REQUESTER, r.SERVICE_DESK, r.TEAM_LEAD],
-        "",
-        "",
+        CONFIRMERS,
+        "只有提出人本人、服务台或组长可以关闭。",
         False,
         0,
     ),
@@ -163,8 +191,8 @@ TASK_TRANSITIONS = [
         "new,assigned",
         "cancelled",
         [r.REQUESTER, r.SERVICE_DESK, r.TEAM_LEAD],
-        "",
-        "",
+        CONFIRMERS,
+        "只有提出人本人、服务台或组长可以取消。",
         True,
         0,
     ),
@@ -270,7 +298,12 @@ SLA_SETUP = [
     "bjgas_platform.calendarexception",
 ]
 NOTIFICATION_SETUP = ["bjgas_platform.notificationrule", "bjgas_platform.robotwebhook"]
-OUTBOX_MODELS = ["bjgas_platform.outboxmessage"]
+# Outgoing messages name records of every scope: administrators only.
+OUTBOX_MODELS = [
+    "bjgas_platform.outboxmessage",
+    "bjgas_platform.inappnotification",
+    "bjgas_platform.notificationpreference",
+]
 HANDLERS = [(INCIDENT_MODELS, EDIT), (INCIDENT_SETUP, VIEW), (SLA_SETUP, VIEW)]
 
 # role code -> [(models, actions)], granted with the incident process.
@@ -289,7 +322,6 @@ INCIDENT_PERMISSIONS: dict[str, list[tuple[list[str], tuple[str, ...]]]] = {
         (INCIDENT_FIGURES, VIEW),
         (SLA_SETUP, EDIT),
         (NOTIFICATION_SETUP, VIEW),
-        (OUTBOX_MODELS, VIEW),
     ],
     r.AUDITOR: [
         (INCIDENT_MODELS, VIEW),
@@ -297,7 +329,6 @@ INCIDENT_PERMISSIONS: dict[str, list[tuple[list[str], tuple[str, ...]]]] = {
         (INCIDENT_FIGURES, VIEW),
         (SLA_SETUP, VIEW),
         (NOTIFICATION_SETUP, VIEW),
-        (OUTBOX_MODELS, VIEW),
     ],
     r.ADMINISTRATOR: [
         (INCIDENT_MODELS, ALL),
@@ -365,7 +396,6 @@ INCIDENT_STATES = [
 HANDLING = "accepted,in_progress,waiting_requester,waiting_vendor"
 OPEN_AFTER_DISPATCH = "dispatched," + HANDLING
 ENGINEERS_AND_LEAD = ENGINEERS + [r.TEAM_LEAD]
-CONFIRMERS = "actor_is_requester or 'service_desk' in actor_roles or 'team_lead' in actor_roles"
 # code, label, sources, target, roles, condition, condition message, comment required
 INCIDENT_TRANSITIONS = [
     (
@@ -378,7 +408,16 @@ INCIDENT_TRANSITIONS = [
         "派单前请先选择处理组。",
         False,
     ),
-    ("accept", "接单", "dispatched", "accepted", ENGINEERS_AND_LEAD, "", "", False),
+    (
+        "accept",
+        "接单",
+        "dispatched",
+        "accepted",
+        ENGINEERS_AND_LEAD,
+        ACCEPTERS,
+        ACCEPTERS_MESSAGE,
+        False,
+    ),
     ("start", "开始处理", "accepted", "in_progress", ENGINEERS_AND_LEAD, "", "", False),
     (
         "wait_requester",
@@ -467,8 +506,8 @@ INCIDENT_TRANSITIONS = [
         "new," + OPEN_AFTER_DISPATCH,
         "cancelled",
         [r.REQUESTER, r.SERVICE_DESK, r.TEAM_LEAD],
-        "",
-        "",
+        CONFIRMERS,
+        "只有报障人本人、服务台或组长可以取消。",
         True,
     ),
 ]

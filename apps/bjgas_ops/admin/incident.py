@@ -18,7 +18,11 @@ from django.views.decorators.http import require_POST
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 
 from apps.bjgas_platform.admin.base import HistoryDeskAdmin, ScopedRelatedFilter, state_badge
-from apps.bjgas_platform.admin.records import WorkflowRecordAdminMixin, WorkflowStateFilter
+from apps.bjgas_platform.admin.records import (
+    LOADED_VERSION,
+    WorkflowRecordAdminMixin,
+    WorkflowStateFilter,
+)
 from apps.bjgas_platform.models import SlaClock, SupportGroup, User, Vendor
 from apps.bjgas_platform.services.errors import PlatformError
 from apps.bjgas_platform.services.workflow import WorkflowError, default_workflow
@@ -294,7 +298,14 @@ class IncidentAdmin(WorkflowRecordAdminMixin, HistoryDeskAdmin):
                 for name in form.changed_data
                 if name in service.EDITABLE_FIELDS + service.PRIORITY_FIELDS
             }
-            saved = service.update_incident(obj, request.user, **fields) if fields else obj
+            # The form's clean() has locked the row and checked the loaded version.
+            saved = (
+                service.update_incident(
+                    obj, request.user, expected_version=form.cleaned_data[LOADED_VERSION], **fields
+                )
+                if fields
+                else obj
+            )
         else:
             fields = {k: v for k, v in form.cleaned_data.items() if k in names and v is not None}
             channel = fields.pop("channel", None) or Channel.DESK

@@ -5,8 +5,16 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from apps.bjgas_platform.admin.base import HistoryDeskAdmin, ScopedRelatedFilter
-from apps.bjgas_platform.admin.records import WorkflowRecordAdminMixin, WorkflowStateFilter
-from apps.bjgas_platform.services.workflow import WorkflowError, default_workflow
+from apps.bjgas_platform.admin.records import (
+    LOADED_VERSION,
+    WorkflowRecordAdminMixin,
+    WorkflowStateFilter,
+)
+from apps.bjgas_platform.services.workflow import (
+    WorkflowError,
+    default_workflow,
+    save_record_fields,
+)
 
 from ..models import Task
 from ..services.tasks import create_task
@@ -122,10 +130,14 @@ class TaskAdmin(WorkflowRecordAdminMixin, HistoryDeskAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            # Save only the form's fields: a workflow action taken meanwhile keeps its state.
+            # The form's clean() has locked the row and checked the loaded version.
             names = {f.name for f in Task._meta.concrete_fields}
-            obj._history_user = request.user
-            obj.save(update_fields=[n for n in form.cleaned_data if n in names] + ["updated_at"])
+            save_record_fields(
+                obj,
+                request.user,
+                [n for n in form.cleaned_data if n in names],
+                expected_version=form.cleaned_data[LOADED_VERSION],
+            )
             return
         fields = {
             name: value

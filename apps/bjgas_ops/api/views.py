@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.bjgas_platform.api.base import ScopedModelViewSet
+from apps.bjgas_platform.api.base import ScopedModelViewSet, requested_version
 from apps.bjgas_platform.api.serializers import TakeTransitionSerializer
 from apps.bjgas_platform.api.views import WorkflowActionsMixin
 from apps.bjgas_platform.models import SlaClock
@@ -86,7 +86,10 @@ class IncidentViewSet(WorkflowActionsMixin, ScopedModelViewSet):
     def perform_update(self, serializer):
         try:
             serializer.instance = service.update_incident(
-                serializer.instance, self.request.user, **serializer.validated_data
+                serializer.instance,
+                self.request.user,
+                expected_version=requested_version(self.request),
+                **serializer.validated_data,
             )
         except DjangoValidationError as exc:
             raise _django_errors(exc) from exc

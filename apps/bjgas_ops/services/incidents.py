@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
@@ -44,7 +44,8 @@ from apps.bjgas_platform.services.sla import refresh_clocks
 from apps.bjgas_platform.services.workflow import (
     WorkflowError,
     default_workflow,
-    role_group_ids,
+    edit_refusal,
+    stale_record_error,
     start_record,
     take_transition,
 )
@@ -204,29 +205,42 @@ def update_priority(
     with transaction.atomic():
         locked = _lock(incident, actor)
         _require_editable(locked, actor)
-        old = locked.priority
-        locked.urgency, locked.impact = urgency, impact
-        if severity is not None:
-            locked.severity = severity
-        locked.priority = priority_for(urgency, impact)
-        locked.full_clean(
-            exclude=[f.name for f in Incident._meta.fields if f.name not in PRIORITY_FIELDS],
-            validate_unique=False,
-            validate_constraints=False,
-        )
-        reason = _("Priority %(old)s → %(new)s (urgency %(urgency)s, impact %(impact)s)") % {
-            "old": old,
-            "new": locked.priority,
-            "urgency": _level_label(urgency),
-            "impact": _level_label(impact),
-        }
-        _save(locked, actor, [*PRIORITY_FIELDS, "priority"], reason=reason)
-        _refresh_sla(locked)
+        _raise_version(locked)
+        _set_priority(locked, actor, urgency, impact, severity)
     return locked
 
 
-def update_incident(incident: Incident, actor: User, **fields) -> Incident:
-    """Change an incident's descriptive fields where its state lets the actor edit."""
+def _set_priority(
+    locked: Incident, actor: User, urgency: int, impact: int, severity: str | None
+) -> None:
+    old = locked.priority
+    locked.urgency, locked.impact = urgency, impact
+    if severity is not None:
+        locked.severity = severity
+    locked.priority = priority_for(urgency, impact)
+    locked.full_clean(
+        exclude=[f.name for f in Incident._meta.fields if f.name not in PRIORITY_FIELDS],
+        validate_unique=False,
+        validate_constraints=False,
+    )
+    reason = _("Priority %(old)s → %(new)s (urgency %(urgency)s, impact %(impact)s)") % {
+        "old": old,
+        "new": locked.priority,
+        "urgency": _level_label(urgency),
+        "impact": _level_label(impact),
+    }
+    _save(locked, actor, [*PRIORITY_FIELDS, "priority"], reason=reason)
+    _refresh_sla(locked)
+
+
+def update_incident(
+    incident: Incident, actor: User, expected_version: int | None = None, **fields
+) -> Incident:
+    """Change an incident's descriptive fields where its state lets the actor edit.
+
+    With `expected_version`, the edit is refused when the incident's version has moved on
+    since the caller loaded it. An accepted edit raises the version by one.
+    """
     for name in fields:
         if name in ASSIGNMENT_FIELDS:
             raise IncidentError(
@@ -244,6 +258,11 @@ def update_incident(incident: Incident, actor: User, **fields) -> Incident:
     with transaction.atomic():
         locked = _lock(incident, actor)
         _require_editable(locked, actor)
+        if expected_version is not None and locked.version != expected_version:
+            raise stale_record_error(locked)
+        priority_moves = any(getattr(locked, k) != v for k, v in priority.items())
+        if fields or priority_moves:
+            _raise_version(locked)
         if fields:
             for name, value in fields.items():
                 setattr(locked, name, value)
@@ -255,8 +274,8 @@ def update_incident(incident: Incident, actor: User, **fields) -> Incident:
             _save(locked, actor, list(fields), reason=_("Edited"))
             if "catalog_item" in fields:
                 _refresh_sla(locked)  # the item may bring another SLA policy
-        if priority and any(getattr(locked, k) != v for k, v in priority.items()):
-            locked = update_priority(
+        if priority_moves:
+            _set_priority(
                 locked,
                 actor,
                 priority.get("urgency", locked.urgency),
@@ -769,24 +788,25 @@ def _lock(incident: Incident, actor: User) -> Incident:
 
 def may_edit(incident: Incident, actor: User) -> bool:
     """Whether the actor may edit the incident's fields in its current state."""
-    if not actor.has_perm("bjgas_ops.change_incident"):
-        return False
-    state = incident.current_state()
-    if state is None:
-        return True
-    if state.read_only:
-        return False
-    allowed = {g.pk for g in state.edit_roles.all()}
-    return not allowed or actor.is_superuser or bool(allowed & role_group_ids(actor))
+    return actor.has_perm("bjgas_ops.change_incident") and edit_refusal(incident, actor) is None
 
 
 def _require_editable(incident: Incident, actor: User) -> None:
-    if not may_edit(incident, actor):
+    if not actor.has_perm("bjgas_ops.change_incident"):
         raise IncidentError(
-            _("You may not edit incident %(number)s while it is %(state)s.")
-            % {"number": incident.number, "state": _state_name(incident)},
+            _("You may not edit incident %(number)s: your roles do not allow changing incidents.")
+            % {"number": incident.number},
             code="not_editable",
         )
+    refusal = edit_refusal(incident, actor)
+    if refusal:
+        raise IncidentError(refusal, code="read_only_state")
+
+
+def _raise_version(locked: Incident) -> None:
+    """Raise the locked incident's version by one: an edit makes older copies stale."""
+    Incident.objects.filter(pk=locked.pk).update(version=F("version") + 1)
+    locked.version += 1
 
 
 def _state_name(incident: Incident) -> str:

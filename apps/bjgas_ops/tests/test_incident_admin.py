@@ -2,8 +2,10 @@
 creation, workflow buttons, assignment, comments without notes for requesters, supplement."""
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -23,7 +25,7 @@ def login(client, user):
     user.is_staff = True
     user.save(update_fields=["is_staff"])
     client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the desk ignores Accept-Language
     return client
 
 
@@ -140,3 +142,38 @@ def test_requester_page_hides_notes_and_takes_a_supplement(client, world, clock)
     staff_page = login(client, world.desk).get(change_url(incident)).content.decode()
     assert "疑似硬盘坏道" in staff_page
     assert "重启后依然无法开机" in staff_page
+
+
+def form_data(page) -> dict:
+    """Return what the change page's form would post as it was loaded."""
+    form = page.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        data[name] = "" if value is None else value
+    return data
+
+
+def test_second_of_two_simultaneous_desk_edits_is_refused(world, clock):
+    incident = report(world, catalog_item=world.pc)
+    first, second = login(Client(), world.desk), login(Client(), world.lead)
+    first_data = form_data(first.get(change_url(incident)))
+    second_data = form_data(second.get(change_url(incident)))
+    first_data["title"] = "打印机全坏"
+    second_data["description"] = "只有一台"
+
+    saved = first.post(change_url(incident), first_data)
+    refused = second.post(change_url(incident), second_data)
+
+    assert saved.status_code == 302
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.non_field_errors() == [
+        f"{incident.number} 打印机全坏 was changed by someone else meanwhile; "
+        "reload it and redo your change."
+    ]
+    incident.refresh_from_db()
+    assert (incident.title, incident.description, incident.version) == (
+        "打印机全坏",
+        "",
+        1,
+    )

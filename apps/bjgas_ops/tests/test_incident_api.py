@@ -2,9 +2,11 @@
 comments without internal notes for requesters, supplements with files, assignment."""
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from apps.bjgas_ops.models import Incident
 from apps.bjgas_ops.services.incidents import add_comment
 from apps.bjgas_platform.models import Attachment, Comment
 
@@ -15,7 +17,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def client_for(user) -> APIClient:
-    client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    client = APIClient()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the API ignores Accept-Language
     client.force_authenticate(user)
     return client
 
@@ -233,7 +236,7 @@ def test_edits_respect_the_state_and_route_priority_through_the_matrix(world, cl
     act(incident, "dispatch", world.desk)
     refused = zhang.patch(url(incident), {"description": "改一下"}, format="json")
     assert refused.status_code == 400
-    assert refused.json()["code"] == "not_editable"
+    assert refused.json()["code"] == "read_only_state"
     moved = client_for(world.desk).patch(url(incident), {"assignee": world.li.pk}, format="json")
     assert moved.status_code == 400
     assert moved.json()["code"] == "use_assign"
@@ -261,3 +264,37 @@ def test_resolved_incident_shows_when_it_closes(world, clock):
     assert body["resolved_at"] == "2026-03-03T09:00:00+08:00"
     assert body["auto_close_at"] == "2026-03-03T09:01:00+08:00"
     assert local(2026, 3, 3, 9, 0) == incident.resolved_at
+
+
+def test_edits_raise_the_version_once_and_refuse_a_stale_one(world, clock):
+    incident = report(world, catalog_item=world.pc)
+    zhang = client_for(world.zhang)
+
+    described = zhang.patch(url(incident), {"description": "三台都坏", "version": 0}, format="json")
+    both = zhang.patch(url(incident), {"title": "打印机全坏", "urgency": 1}, format="json")
+    stale = zhang.patch(url(incident), {"urgency": 4, "version": 1}, format="json")
+
+    assert described.status_code == 200, described.content
+    assert described.json()["version"] == 1
+    assert (both.json()["version"], both.json()["priority"]) == (2, "P2")
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "stale_record"
+    assert stale.json()["detail"] == (
+        f"{incident.number} 打印机全坏 was changed by someone else meanwhile; "
+        "reload it and redo your change."
+    )
+    incident.refresh_from_db()
+    assert (incident.urgency, incident.priority, incident.version) == (1, "P2", 2)
+
+
+def test_closed_incident_refuses_edits(world, clock):
+    incident = report(world, catalog_item=world.pc)
+    Incident.objects.filter(pk=incident.pk).update(state="closed")
+
+    refused = client_for(world.desk).patch(url(incident), {"title": "改"}, format="json")
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "read_only_state"
+    assert "in which it cannot be edited" in refused.json()["detail"]
+    incident.refresh_from_db()
+    assert (incident.title, incident.version) == ("电脑无法开机", 0)

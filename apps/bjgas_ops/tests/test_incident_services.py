@@ -94,7 +94,7 @@ def test_requester_may_change_urgency_only_before_dispatch(world, clock):
     incident = act(incident, "dispatch", world.desk)
     with pytest.raises(IncidentError) as refused:
         update_priority(incident, world.zhang, urgency=1, impact=1)
-    assert refused.value.code == "not_editable"
+    assert refused.value.code == "read_only_state"
     incident.refresh_from_db()
     assert incident.priority == "P3"
 

@@ -1,7 +1,9 @@
 """The desk's task pages: list badges, creation by the service, workflow buttons, scope."""
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 
 from apps.bjgas_ops.models import Task
@@ -74,7 +76,7 @@ def last_message(response) -> str:
 
 def login(client, user):
     client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the desk ignores Accept-Language
 
 
 def test_list_shows_state_badge(client, people, task):
@@ -282,19 +284,43 @@ def test_read_only_state_locks_the_form_but_not_the_page(client, people, task):
     assert task.title == "打印机卡纸"
 
 
-def test_editing_fields_keeps_the_workflow_fields(client, people, org, task):
-    login(client, people["desk"])
-    page = client.get(change_url(task))
+def form_data(page) -> dict:
+    """Return what the change page's form would post as it was loaded."""
     form = page.context["adminform"].form
-    data = {name: form[name].value() or "" for name in form.fields}
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        data[name] = "" if value is None else value
+    return data
+
+
+def test_editing_fields_raises_the_version_and_keeps_the_workflow_fields(client, people, org, task):
+    login(client, people["desk"])
+    data = form_data(client.get(change_url(task)))
+    assert data["loaded_version"] == 0
     data["title"] = "打印机卡纸（二楼）"
-    Task.objects.filter(pk=task.pk).update(state="assigned", version=1)  # someone acts meanwhile
 
     response = client.post(change_url(task), data)
 
     assert response.status_code == 302
     task.refresh_from_db()
-    assert (task.title, task.state, task.version) == ("打印机卡纸（二楼）", "assigned", 1)
+    assert (task.title, task.state, task.version) == ("打印机卡纸（二楼）", "new", 1)
+
+
+def test_workflow_action_taken_meanwhile_makes_the_page_stale(client, people, org, task):
+    login(client, people["desk"])
+    data = form_data(client.get(change_url(task)))
+    data["title"] = "打印机卡纸（二楼）"
+    Task.objects.filter(pk=task.pk).update(state="assigned", version=1)  # someone acts meanwhile
+
+    response = client.post(change_url(task), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [
+        f"{task} was changed by someone else meanwhile; reload it and redo your change."
+    ]
+    task.refresh_from_db()
+    assert (task.title, task.state, task.version) == ("打印机卡纸", "assigned", 1)
 
 
 def test_state_edit_roles_decide_who_edits(client, people, task):
@@ -357,3 +383,38 @@ def test_action_held_back_by_a_condition_is_shown_with_its_reason(client, people
 
     assert [a["code"] for a in panel["actions"]] == ["cancel"]
     assert panel["blocked"] == [{"label": "派单", "reason": "派单前请先选择处理组。"}]
+
+
+def test_second_of_two_simultaneous_desk_edits_is_refused(people, task):
+    first, second = Client(), Client()
+    login(first, people["desk"])
+    login(second, people["lead"])
+    first_data = form_data(first.get(change_url(task)))
+    second_data = form_data(second.get(change_url(task)))
+    first_data["title"] = "打印机卡纸（二楼）"
+    second_data["priority"] = "P1"
+
+    saved = first.post(change_url(task), first_data)
+    refused = second.post(change_url(task), second_data)
+
+    assert saved.status_code == 302
+    assert refused.status_code == 200
+    message = (
+        f"{task.number} 打印机卡纸（二楼） was changed by someone else meanwhile; "
+        "reload it and redo your change."
+    )
+    assert refused.context["adminform"].form.non_field_errors() == [message]
+    assert message in refused.content.decode()
+    task.refresh_from_db()
+    assert (task.title, task.priority, task.version) == ("打印机卡纸（二楼）", "P3", 1)
+
+
+def test_read_only_state_forbids_deleting_on_the_desk(client, task):
+    Task.objects.filter(pk=task.pk).update(state="closed")
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    login(client, root)
+
+    page = client.get(reverse("admin:bjgas_ops_task_delete", args=[task.pk]))
+
+    assert page.status_code == 403
+    assert Task.objects.filter(pk=task.pk).exists()

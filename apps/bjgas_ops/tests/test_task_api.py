@@ -1,6 +1,10 @@
 """The REST API answers only within scope and takes transitions through the engine."""
 
+from datetime import UTC, datetime
+
 import pytest
+from django.conf import settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.bjgas_ops.models import Task
@@ -199,3 +203,145 @@ def test_vendor_engineer_acts_with_the_change_right_alone(org):
     )
     assert response.status_code == 200, response.content
     assert response.json()["record"]["state"] == "in_progress"
+
+
+def english_client(user):
+    client = client_for(user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the API ignores Accept-Language
+    return client
+
+
+def close_task(task):
+    Task.objects.filter(pk=task.pk).update(state="closed")
+
+
+def test_closed_task_refuses_edits_and_deletion_through_the_api(org):
+    task = org["t_east"]
+    close_task(task)
+    lead = make_user("lead", roles.TEAM_LEAD)
+    ScopeRule.objects.create(name="东", user=lead).companies.add(org["east"])
+    url = f"/api/v1/tasks/{task.pk}/"
+    expected = (
+        f"{task.number} 东区打印机卡纸 is in state '已关闭', in which it cannot be edited; "
+        "only workflow actions may change it."
+    )
+
+    by_requester = english_client(org["alice"]).patch(
+        url, {"title": "改个标题", "priority": "P1"}, format="json"
+    )
+    by_lead = english_client(lead).patch(url, {"assignee": org["alice"].pk}, format="json")
+    root = User.objects.create_superuser("root", password="pw-123456")
+    deleted = english_client(root).delete(url)
+
+    for response in (by_requester, by_lead, deleted):
+        assert response.status_code == 400, response.content
+        assert response.json() == {"code": "read_only_state", "detail": expected}
+    task.refresh_from_db()
+    assert (task.title, task.priority, task.assignee, task.version) == (
+        "东区打印机卡纸",
+        org["t_east"].priority,
+        None,
+        0,
+    )
+
+
+def test_state_edit_roles_apply_to_the_api(org):
+    task = org["t_east"]
+    task.workflow.state("new").edit_roles.set([roles.role_group(roles.TEAM_LEAD)])
+
+    refused = client_for(org["alice"]).patch(
+        f"/api/v1/tasks/{task.pk}/", {"title": "改个标题"}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "read_only_state"
+    task.refresh_from_db()
+    assert task.title == "东区打印机卡纸"
+
+
+def test_api_edit_raises_the_version_and_refuses_a_stale_one(org):
+    task = org["t_east"]
+    client = english_client(org["alice"])
+    url = f"/api/v1/tasks/{task.pk}/"
+
+    first = client.patch(url, {"title": "东区打印机卡纸（二楼）", "version": 0}, format="json")
+    unversioned = client.patch(url, {"description": "三台都卡"}, format="json")
+    stale = client.patch(url, {"priority": "P1", "version": 0}, format="json")
+    bad = client.patch(url, {"priority": "P1", "version": "two"}, format="json")
+
+    assert first.status_code == 200, first.content
+    assert first.json()["version"] == 1
+    assert unversioned.status_code == 200
+    assert unversioned.json()["version"] == 2
+    assert stale.status_code == 409
+    assert stale.json() == {
+        "code": "stale_record",
+        "detail": f"{task.number} 东区打印机卡纸（二楼） was changed by someone else meanwhile; "
+        "reload it and redo your change.",
+        "field": "version",
+    }
+    assert bad.status_code == 400
+    assert list(bad.json()) == ["version"]
+    task.refresh_from_db()
+    assert (task.title, task.description, task.priority, task.version) == (
+        "东区打印机卡纸（二楼）",
+        "三台都卡",
+        org["t_east"].priority,
+        2,
+    )
+
+
+def test_api_edit_keeps_a_transition_taken_after_loading(org):
+    task = org["t_east"]
+    desk = make_user("agent", roles.SERVICE_DESK)
+    ScopeRule.objects.create(name="all", user=desk, all_records=True)
+    client = client_for(desk)
+    client.post(f"/api/v1/tasks/{task.pk}/transition/", {"code": "assign"}, format="json")
+
+    edited = client.patch(f"/api/v1/tasks/{task.pk}/", {"title": "换打印机"}, format="json")
+
+    assert edited.status_code == 200
+    task.refresh_from_db()
+    assert (task.title, task.state, task.version) == ("换打印机", "assigned", 2)
+
+
+def test_state_change_moves_updated_at(org):
+    task = org["t_east"]
+    Task.objects.filter(pk=task.pk).update(updated_at=datetime(2020, 1, 1, tzinfo=UTC))
+    desk = make_user("agent", roles.SERVICE_DESK)
+    ScopeRule.objects.create(name="all", user=desk, all_records=True)
+    before = timezone.now()
+
+    client_for(desk).post(f"/api/v1/tasks/{task.pk}/transition/", {"code": "assign"})
+
+    task.refresh_from_db()
+    assert task.state == "assigned"
+    assert task.updated_at >= before
+
+
+def test_approvals_name_their_record_and_pending_ones_hide_the_action(org):
+    task = org["t_east"]
+    lead = make_user("lead", roles.TEAM_LEAD)
+    ScopeRule.objects.create(name="东", user=lead).companies.add(org["east"])
+    Task.objects.filter(pk=task.pk).update(state="in_progress", assignee=org["eng"])
+    eng = client_for(org["eng"])
+    actions_url = f"/api/v1/tasks/{task.pk}/transitions/"
+    assert "abort" in {t["code"] for t in eng.get(actions_url).json()}
+
+    eng.post(f"/api/v1/tasks/{task.pk}/transition/", {"code": "abort", "comment": "需求取消"})
+
+    assert "abort" not in {t["code"] for t in eng.get(actions_url).json()}
+    assert {t["code"] for t in eng.get(actions_url).json()} >= {"complete", "wait"}
+    listed = client_for(lead).get("/api/v1/approvals/").json()["results"]
+    assert [a["record"] for a in listed] == [
+        {"model": "bjgas_ops.Task", "id": task.pk, "name": f"{task.number} 东区打印机卡纸"}
+    ]
+
+
+def test_api_schema_and_docs_need_a_login(org):
+    anonymous = APIClient()
+    signed_in = client_for(org["alice"])
+
+    for url in ("/api/schema/", "/api/docs/"):
+        assert anonymous.get(url).status_code in (401, 403)
+        assert signed_in.get(url).status_code == 200

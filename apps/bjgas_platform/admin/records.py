@@ -1,7 +1,9 @@
 """Desk support for process records driven by a workflow (tasks, incidents, changes...).
 
 A process admin mixes in `WorkflowRecordAdminMixin` to get: the state as a colored badge,
-a state filter, editing only where the current state allows it, the actions the user may
+a state filter, editing (and deleting) only where the current state allows it
+(`edit_refusal` of the engine, the API's rule too), a change form that carries the version
+it was loaded with so that saving over someone else's change is refused, the actions the user may
 take as buttons above the form (each one posts to `<pk>/transition/<code>/` with the
 record's version, so a stale page is refused), approve/reject buttons on a pending
 approval, and the record's state history under the form.
@@ -9,9 +11,11 @@ approval, and the record's state history under the form.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -27,27 +31,52 @@ from ..services.workflow import (
     WorkflowError,
     available_transitions,
     decide_approval,
+    edit_refusal,
     eligible_approvers,
+    lock_for_edit,
     pending_approval,
     record_history,
     role_group_ids,
+    stale_record_error,
     take_transition,
     transition_refusal,
 )
 from .base import NOT_FOUND, state_badge
 
+LOADED_VERSION = "loaded_version"
+
 
 def may_edit_in_state(record, user) -> bool:
     """Whether `user` may edit `record`'s fields in its current workflow state."""
-    state = record.current_state()
-    if state is None:
-        return True
-    if state.read_only:
-        return False
-    role_ids = {g.pk for g in state.edit_roles.all()}
-    if not role_ids or user.is_superuser:
-        return True
-    return bool(role_ids & set(user.groups.values_list("pk", flat=True)))
+    return edit_refusal(record, user) is None
+
+
+class RecordVersionFormMixin:
+    """The change form of a record carries the version it was loaded with.
+
+    Its clean() locks the record's row until the desk's save commits, and refuses the save
+    when the row's version moved on since the page was loaded, or the state forbids it.
+    """
+
+    request_user = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields[LOADED_VERSION] = forms.IntegerField(
+            widget=forms.HiddenInput, required=False, initial=self.instance.version
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        loaded = cleaned.get(LOADED_VERSION)
+        try:
+            if loaded is None:
+                raise stale_record_error(self.instance)
+            with transaction.atomic():
+                lock_for_edit(self.instance, self.request_user, loaded)
+        except WorkflowError as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
+        return cleaned
 
 
 class WorkflowStateFilter(DropdownFilter):
@@ -84,6 +113,19 @@ class WorkflowRecordAdminMixin:
         if not super().has_change_permission(request, obj):
             return False
         return obj is None or may_edit_in_state(obj, request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or may_edit_in_state(obj, request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            return form
+        return type(form)(
+            form.__name__, (RecordVersionFormMixin, form), {"request_user": request.user}
+        )
 
     def may_act(self, request) -> bool:
         """Whether the user may take workflow actions on this kind of record at all."""
@@ -211,8 +253,6 @@ class WorkflowRecordAdminMixin:
         actions = []
         if self.may_act(request):
             for transition in available_transitions(obj, user):
-                if approval is not None and transition.approvals_required:
-                    continue  # one approval request at a time
                 url = reverse(f"{prefix}_transition", args=[obj.pk, transition.code])
                 hints = []
                 if transition.comment_required:

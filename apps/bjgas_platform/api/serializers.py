@@ -1,5 +1,6 @@
 """Serializers of the organisation data and the workflow records' common parts."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import (
@@ -166,13 +167,23 @@ class TransitionLogSerializer(serializers.ModelSerializer):
         fields = ["id", "action", "from_state", "to_state", "actor", "comment", "created_at"]
 
 
+class RecordReferenceSerializer(serializers.Serializer):
+    """Which record a row is about: its model's label, its id and its name."""
+
+    model = serializers.CharField()
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class ApprovalRequestSerializer(serializers.ModelSerializer):
     transition = TransitionSerializer(read_only=True)
+    record = serializers.SerializerMethodField()
 
     class Meta:
         model = ApprovalRequest
         fields = [
             "id",
+            "record",
             "transition",
             "from_state",
             "requested_by",
@@ -182,6 +193,17 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             "created_at",
             "decided_at",
         ]
+
+    @extend_schema_field(RecordReferenceSerializer)
+    def get_record(self, approval: ApprovalRequest) -> dict:
+        # The viewsets hand over only requests on records the user may see.
+        model = approval.content_type.model_class()
+        record = approval.record if model is not None else None
+        return {
+            "model": model._meta.label if model is not None else approval.content_type.model,
+            "id": approval.object_id,
+            "name": str(record) if record is not None else "",
+        }
 
 
 class TakeTransitionSerializer(serializers.Serializer):

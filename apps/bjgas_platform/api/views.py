@@ -152,7 +152,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                     "pk", flat=True
                 )
             )
-        return requests.filter(pk__in=visible_ids)
+        return requests.filter(pk__in=visible_ids).prefetch_related("record")
 
     @extend_schema(request=s.DecideApprovalSerializer)
     @action(detail=True, methods=["post"])

@@ -142,19 +142,64 @@ class Department(TreeMixin):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        # Branch companies have departments of the same name: say whose it is.
+        if not self.company_id:
+            return self.name
+        return f"{self.name}（{self.company.name}）"
 
     def clean(self) -> None:
         super().clean()
+        errors: dict[str, ValidationError] = {}
         if self.parent_id and self.company_id and self.parent.company_id != self.company_id:
-            raise ValidationError(
-                {
-                    "parent": ValidationError(
-                        _("The parent department must belong to the same company."),
-                        code="department_company_mismatch",
-                    )
-                }
+            errors["parent"] = ValidationError(
+                _("The parent department must belong to the same company."),
+                code="department_company_mismatch",
             )
+        if self.pk is not None and self.company_id and self._has_members_elsewhere():
+            errors["company"] = ValidationError(
+                _(
+                    "This department still has sub-departments or users: move them to another "
+                    "department first, then change its company."
+                ),
+                code="department_has_members",
+            )
+        if self.company_id and self.name and self._sibling_with_same_name():
+            errors["name"] = ValidationError(
+                _(
+                    "The company already has a department named '%(name)s' at this level: "
+                    "choose another name or another parent department."
+                ),
+                code="department_duplicate_name",
+                params={"name": self.name},
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def _has_members_elsewhere(self) -> bool:
+        """Whether the company changes while sub-departments or users stay behind."""
+        stored = (
+            Department._base_manager.filter(pk=self.pk).values_list("company_id", flat=True).first()
+        )
+        if stored is None or stored == self.company_id:
+            return False
+        return (
+            Department._base_manager.filter(parent_id=self.pk).exists()
+            or User._base_manager.filter(department_id=self.pk).exists()
+        )
+
+    def _sibling_with_same_name(self) -> bool:
+        """Whether another department of the company has the same name and parent.
+
+        The database constraint cannot see this for top-level departments: their parent is
+        NULL, and NULL never equals NULL.
+        """
+        return (
+            Department._base_manager.filter(
+                company_id=self.company_id, parent_id=self.parent_id, name=self.name
+            )
+            .exclude(pk=self.pk)
+            .exists()
+        )
 
 
 class Region(TreeMixin):

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -248,11 +249,96 @@ def transition_refusal(
 
 
 def available_transitions(record: WorkflowRecord, actor: User) -> list[WorkflowTransition]:
-    """Return the transitions `actor` may take on `record` now (comment not yet asked)."""
+    """Return the transitions `actor` may take on `record` now (comment not yet asked).
+
+    While an approval request is pending, transitions needing approval are left out: a
+    record waits for one decision at a time.
+    """
     transitions = record.workflow.transitions.prefetch_related("roles").order_by("order", "id")
+    waiting = pending_approval(record) is not None
     return [
-        t for t in transitions if transition_refusal(record, t, actor, check_comment=False) is None
+        t
+        for t in transitions
+        if not (waiting and t.approvals_required)
+        and transition_refusal(record, t, actor, check_comment=False) is None
     ]
+
+
+# ---------------------------------------------------------------------------- field edits
+
+
+def edit_refusal(record: WorkflowRecord, user: User) -> str | None:
+    """Return why `user` may not edit `record`'s fields in its current state, or None."""
+    state = record.current_state()
+    if state is None:
+        return None
+    if state.read_only:
+        return _(
+            "%(record)s is in state '%(state)s', in which it cannot be edited; only workflow "
+            "actions may change it."
+        ) % {"record": record, "state": state.name}
+    roles = list(state.edit_roles.all())
+    if not roles or user.is_superuser or {g.pk for g in roles} & role_group_ids(user):
+        return None
+    return _("In state '%(state)s' only %(roles)s may edit %(record)s.") % {
+        "state": state.name,
+        "roles": "、".join(sorted(g.name for g in roles)),
+        "record": record,
+    }
+
+
+def stale_record_error(record: WorkflowRecord) -> WorkflowError:
+    """Return the refusal of an edit made on a page or copy older than the record's row."""
+    return WorkflowError(
+        _("%(record)s was changed by someone else meanwhile; reload it and redo your change.")
+        % {"record": record},
+        code="stale_record",
+        field="version",
+    )
+
+
+def lock_for_edit(
+    record: WorkflowRecord, actor: User, expected_version: int | None = None
+) -> WorkflowRecord:
+    """Lock `record`'s row for a field edit by `actor` and return it; call in a transaction.
+
+    Refused (code `read_only_state`) when the current state keeps `actor` from editing,
+    and (code `stale_record`) when `expected_version` is given and the row has another.
+    """
+    locked = _lock(type(record), record.pk, actor)
+    refusal = edit_refusal(locked, actor)
+    if refusal:
+        raise WorkflowError(refusal, code="read_only_state")
+    if expected_version is not None and locked.version != expected_version:
+        raise stale_record_error(locked)
+    return locked
+
+
+def save_record_fields(
+    record: WorkflowRecord,
+    actor: User,
+    fields: list[str],
+    expected_version: int | None = None,
+    reason: str = "",
+) -> WorkflowRecord:
+    """Save the named fields of `record` as `actor`'s edit and raise its version by one.
+
+    Only the named fields are copied onto the locked row, so that a workflow action taken
+    since `record` was loaded keeps its state. Refused as `lock_for_edit` refuses.
+    """
+    with transaction.atomic():
+        locked = lock_for_edit(record, actor, expected_version)
+        for name in fields:
+            attname = record._meta.get_field(name).attname
+            setattr(locked, attname, getattr(record, attname))
+        locked.version += 1
+        locked._history_user = actor
+        if reason:
+            locked._change_reason = reason
+        locked.save(update_fields=list(dict.fromkeys([*fields, "version", *_stamp(locked)])))
+    for name in ("version", *_stamp(locked)):
+        setattr(record, name, getattr(locked, name))
+    return locked
 
 
 def take_transition(
@@ -473,13 +559,16 @@ def _apply(
     record.version += 1
     record.state_changed_at = now
     update_fields = ["state", "version", "state_changed_at"]
+    for name in _stamp(record):
+        setattr(record, name, now)
+        update_fields.append(name)
     target = record.workflow.state(transition.target_state)
     if hasattr(record, "on_state_change"):
         update_fields += record.on_state_change(from_state, target, now) or []
     record._change_reason = transition.label
     if actor is not None:
         record._history_user = actor
-    record.save(update_fields=update_fields)
+    record.save(update_fields=list(dict.fromkeys(update_fields)))
     log = TransitionLog.objects.create(
         content_type=ContentType.objects.get_for_model(record),
         object_id=record.pk,
@@ -505,6 +594,15 @@ def _apply(
     transition_applied.send(sender=type(record), record=record, log=log, actor=actor)
     _after_commit(transition_completed, record=record, log=log, actor=actor)
     return log
+
+
+def _stamp(record: WorkflowRecord) -> list[str]:
+    """Return `updated_at` when the record's model keeps that time of its last change."""
+    try:
+        field = record._meta.get_field("updated_at")
+    except FieldDoesNotExist:
+        return []
+    return ["updated_at"] if getattr(field, "auto_now", False) else []
 
 
 def _after_commit(signal, **kwargs) -> None:

@@ -35,7 +35,7 @@ NO_TIME = "The calendar has no working time: add working periods or mark it 7×2
 def administrator(client):
     user = UserFactory(username="cal-admin", roles=[r.ADMINISTRATOR], is_staff=True)
     client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.cookies["django_language"] = "en"  # the desk ignores Accept-Language
     return user
 
 

@@ -32,7 +32,7 @@ TOKEN_URL = "https://oapi.dingtalk.com/robot/send?access_token=tok-abcdef123456"
 def login(client, username: str, role: str):
     user = UserFactory(username=username, roles=[role], is_staff=True)
     client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.cookies["django_language"] = "en"  # the desk ignores Accept-Language
     return user
 
 

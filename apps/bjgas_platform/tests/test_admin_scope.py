@@ -77,7 +77,8 @@ def test_autocomplete_offers_only_scope(client, north_desk):
     )
 
     assert response.status_code == 200
-    assert [row["text"] for row in response.json()["results"]] == ["北部运行部"]
+    # A department is shown with its company: branches have departments of the same name.
+    assert [row["text"] for row in response.json()["results"]] == ["北部运行部（北部公司）"]
 
 
 def test_out_of_scope_historical_version_answers_404(client, north_desk):

@@ -81,7 +81,7 @@ def page_data(workflow_fields, states, transitions, existing=None):
 def administrator(client):
     user = UserFactory(username="wf-admin", roles=[r.ADMINISTRATOR], is_staff=True)
     client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.cookies["django_language"] = "en"  # the desk ignores Accept-Language
     return user
 
 

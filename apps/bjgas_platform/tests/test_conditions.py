@@ -57,7 +57,9 @@ def task():
         ("requester.department.company.code != 'HQ'", False),
         ("requester.company.parent is None", True),
         ("'P1' <= priority <= 'P2'", True),
-        ("due_date > 3", False),
+        ("due_date is None", True),
+        ("version >= -1 and version < 1", True),
+        ("priority in ('P2', None)", False),
         ("title == '调度中断'", True),
         ("version == 0 and state == 'new'", True),
     ],
@@ -207,3 +209,161 @@ def test_syntax_error_names_the_column_only_when_python_knows_it(english):
     with pytest.raises(ConditionSyntaxError) as exc:
         parse_condition("priority ==")
     assert "column" not in str(exc.value)
+
+
+TEXT = "'%s' is a text field: compare it with text in quotes, such as 'P1'."
+NUMBER = "'%s' is a number field: compare it with a number, without quotes."
+DATE = (
+    "'%s' is a date or time field: a condition can only test whether it is None or not; "
+    "use a condition on another field, such as the priority or the state, instead."
+)
+LINK = (
+    "'%s' is a link to another record: compare it only with None, or compare a field of "
+    "that record, such as %s."
+)
+SENSITIVE = (
+    "'%s' holds a password, secret, token or key and cannot be used in a condition; "
+    "use other fields of the record."
+)
+IN_LIST = (
+    "'in' and 'not in' need a list of values on the right, such as ('P1', 'P2'), or actor_roles."
+)
+ORDER_NONE = "'<', '<=', '>' and '>=' cannot compare with None: use 'is None' or 'is not None'."
+IS_NONE = "'is' and 'is not' compare only with None: use '==' or '!=' for other values."
+LIST_PLACE = "A list of values may only follow 'in' or 'not in'."
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("priority > 5", TEXT % "priority"),
+        ("5 < priority", TEXT % "priority"),
+        ("priority in ('P1', 5)", TEXT % "priority"),
+        ("'P1' <= priority <= 2", TEXT % "priority"),
+        ("business_system.code == 1", TEXT % "business_system.code"),
+        ("version == '0'", NUMBER % "version"),
+        ("version == True", NUMBER % "version"),
+        ("version not in (1, 'x')", NUMBER % "version"),
+        (
+            "requester.is_active == 1",
+            "'requester.is_active' is a yes/no field: compare it with True or False.",
+        ),
+        ('due_date > "2026-01-01"', DATE % "due_date"),
+        ("due_date == 20260101", DATE % "due_date"),
+        ("created_at >= '2026-01-01 08:00'", DATE % "created_at"),
+        ("support_group == 'G1'", LINK % ("support_group", "support_group.code")),
+        ("requester != 'zhao'", LINK % ("requester", "requester.username")),
+        (
+            "requester.department in (1, 2)",
+            LINK % ("requester.department", "requester.department.code"),
+        ),
+        ("priority in 5", IN_LIST),
+        ("priority in 'P1P2'", IN_LIST),
+        ("'P1' in priority", IN_LIST),
+        ("priority not in business_system.code", IN_LIST),
+        ("title < None", ORDER_NONE),
+        ("None >= version", ORDER_NONE),
+        ("title is 'x'", IS_NONE),
+        ("version is not 0", IS_NONE),
+        ("priority == ('P1', 'P2')", LIST_PLACE),
+        ("('P1',) in ('P1', 'P2')", LIST_PLACE),
+        ("requester.password < 'pbkdf2'", SENSITIVE % "requester.password"),
+        ("requester.password is None", SENSITIVE % "requester.password"),
+        (
+            "assignee.department.head.password == 'x'",
+            SENSITIVE % "assignee.department.head.password",
+        ),
+        (
+            "requester.groups is None",
+            "'requester.groups' is a list of related records, which "
+            "a condition cannot use; compare a field of this record or of a single linked record.",
+        ),
+        ("-title == 1", "A minus sign may only stand before a number."),
+    ],
+)
+def test_comparisons_must_fit_the_field(text, message):
+    with pytest.raises(ConditionSyntaxError) as caught:
+        parse_condition(text, Task)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "priority in ('P1', 'P2', None)",
+        "title != '' and title is not None",
+        "version > -1 and 0 <= version",
+        "requester.is_active == True and requester.department.code == 'HQ-IT'",
+        "due_date is None or due_date is not None or due_date == None",
+        "support_group is None and support_group != None",
+        "support_group.code in ['G1', 'G2']",
+        "'team_lead' in actor_roles and actor_is_requester == False",
+        "actor_is_assignee or assignee is None",
+        "priority == title",
+    ],
+)
+def test_comparisons_that_fit_are_accepted(text):
+    assert parse_condition(text, Task) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password == 'x'",
+        "secret == 'x'",
+        "webhook.secret is None",
+        "api_token != ''",
+        "api_key == 'x'",
+        "key == 'x'",
+    ],
+)
+def test_credentials_are_refused_even_without_a_model(text):
+    field = text.split(" ")[0]
+    with pytest.raises(ConditionSyntaxError) as caught:
+        parse_condition(text)
+    assert str(caught.value) == SENSITIVE % field
+
+
+def test_a_robot_webhook_secret_is_refused_on_its_model():
+    from apps.bjgas_platform.models import RobotWebhook
+
+    with pytest.raises(ConditionSyntaxError) as caught:
+        parse_condition("secret == 'abc'", RobotWebhook)
+    assert str(caught.value) == SENSITIVE % "secret"
+
+
+def test_ordinary_keys_are_not_credentials():
+    from apps.bjgas_ops.models import Incident
+
+    assert parse_condition("source_key == 'ZBX-1'", Incident) is not None
+
+
+def test_actor_is_assignee(task):
+    engineer = UserFactory(username="eng", roles=[r.ENGINEER_T1])
+    other = UserFactory(username="other", roles=[r.ENGINEER_T1])
+
+    assert evaluate_condition("actor_is_assignee", task, engineer) is False
+    task.assignee = engineer
+    assert evaluate_condition("actor_is_assignee", task, engineer) is True
+    assert evaluate_condition("actor_is_assignee", task, other) is False
+    assert evaluate_condition("actor_is_assignee", task, None) is False
+    assert evaluate_condition("actor_is_requester", task, engineer) is False
+
+
+def test_actor_is_assignee_needs_an_assignee_field():
+    from apps.bjgas_platform.models import Department
+
+    with pytest.raises(ConditionSyntaxError) as caught:
+        parse_condition("actor_is_assignee", Department)
+    assert str(caught.value) == (
+        "'actor_is_assignee' cannot be used here: 'department' has no field 'assignee'."
+    )
+
+
+def test_messages_are_translated():
+    from django.utils import translation
+
+    with translation.override("zh-hans"), pytest.raises(ConditionSyntaxError) as caught:
+        parse_condition("priority > 5", Task)
+    assert "priority" in str(caught.value)
+    assert str(caught.value) != TEXT % "priority"

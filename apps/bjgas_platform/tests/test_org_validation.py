@@ -185,3 +185,92 @@ def test_scope_rule_with_one_holder_is_accepted(holder):
         rule.role = r.role_group(r.TEAM_LEAD)
 
     rule.full_clean()
+
+
+def test_department_with_members_cannot_move_to_another_company():
+    east = CompanyFactory(code="EAST", name="城东分公司")
+    west = CompanyFactory(code="WEST", name="城西分公司")
+    pipe = DepartmentFactory(code="E-PIPE", name="管网运行部", company=east)
+    team = DepartmentFactory(code="E-PIPE-1", name="巡线班", parent=pipe)
+    pipe.company = west
+
+    with pytest.raises(ValidationError) as caught:
+        pipe.full_clean()
+
+    message = (
+        "This department still has sub-departments or users: move them to another "
+        "department first, then change its company."
+    )
+    assert field_errors(caught.value) == {"company": [(message, "department_has_members")]}
+
+    team.delete()
+    UserFactory(username="liu", company=east, department=pipe)
+    with pytest.raises(ValidationError) as caught:
+        pipe.full_clean()
+    assert field_errors(caught.value) == {"company": [(message, "department_has_members")]}
+    assert Department.objects.get(pk=pipe.pk).company == east
+
+
+def test_empty_department_may_move_and_members_do_not_block_other_changes():
+    east = CompanyFactory(code="EAST", name="城东分公司")
+    west = CompanyFactory(code="WEST", name="城西分公司")
+    empty = DepartmentFactory(code="E-NEW", name="新建部门", company=east)
+    empty.company = west
+    empty.full_clean()
+
+    pipe = DepartmentFactory(code="E-PIPE", name="管网运行部", company=east)
+    UserFactory(username="liu", company=east, department=pipe)
+    pipe.name = "管网运行一部"
+    pipe.full_clean()
+
+
+def test_same_name_top_level_departments_of_one_company_are_refused():
+    east = CompanyFactory(code="EAST", name="城东分公司")
+    DepartmentFactory(code="E-PIPE", name="管网运行部", company=east)
+    twin = Department(code="E-PIPE2", name="管网运行部", company=east)
+
+    with pytest.raises(ValidationError) as caught:
+        twin.full_clean()
+
+    assert field_errors(caught.value) == {
+        "name": [
+            (
+                "The company already has a department named '管网运行部' at this level: "
+                "choose another name or another parent department.",
+                "department_duplicate_name",
+            )
+        ]
+    }
+
+
+def test_same_name_sub_departments_are_refused_once_on_name():
+    east = CompanyFactory(code="EAST", name="城东分公司")
+    pipe = DepartmentFactory(code="E-PIPE", name="管网运行部", company=east)
+    DepartmentFactory(code="E-PIPE-1", name="巡线班", parent=pipe)
+    twin = Department(code="E-PIPE-2", name="巡线班", company=east, parent=pipe)
+
+    with pytest.raises(ValidationError) as caught:
+        twin.full_clean()
+
+    assert list(field_errors(caught.value)) == ["name"]
+    assert field_errors(caught.value)["name"][0][1] == "department_duplicate_name"
+
+
+def test_same_name_is_allowed_elsewhere_and_on_the_record_itself():
+    east = CompanyFactory(code="EAST", name="城东分公司")
+    west = CompanyFactory(code="WEST", name="城西分公司")
+    pipe = DepartmentFactory(code="E-PIPE", name="管网运行部", company=east)
+    pipe.full_clean()  # itself is no duplicate
+    Department(code="W-PIPE", name="管网运行部", company=west).full_clean()
+    Department(code="E-PIPE-X", name="管网运行部", company=east, parent=pipe).full_clean()
+
+
+def test_department_names_its_company():
+    east = CompanyFactory(code="EAST", name="城东分公司")
+    west = CompanyFactory(code="WEST", name="城西分公司")
+    assert str(DepartmentFactory(code="E-PIPE", name="管网运行部", company=east)) == (
+        "管网运行部（城东分公司）"
+    )
+    assert str(DepartmentFactory(code="W-PIPE", name="管网运行部", company=west)) == (
+        "管网运行部（城西分公司）"
+    )
