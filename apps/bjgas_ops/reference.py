@@ -259,8 +259,16 @@ def ensure_task_workflow() -> Workflow:
             read_only=read_only,
             order=order,
         )
-    for order, spec in enumerate(TASK_TRANSITIONS):
-        code, label, sources, target, role_codes, condition, message, comment, approvals = spec
+    add_transitions(workflow, TASK_TRANSITIONS)
+    return workflow
+
+
+def add_transitions(workflow: Workflow, specs) -> None:
+    """Create transitions from (code, label, sources, target, role codes, condition,
+    condition message, comment required[, approvals by team leads]) rows, in order."""
+    for order, (code, label, sources, target, role_codes, condition, message, comment,
+                *rest) in enumerate(specs):  # fmt: skip
+        approvals = rest[0] if rest else 0
         transition = WorkflowTransition.objects.create(
             workflow=workflow,
             code=code,
@@ -275,7 +283,6 @@ def ensure_task_workflow() -> Workflow:
             approver_role=r.role_group(r.TEAM_LEAD) if approvals else None,
         )
         transition.roles.set([r.role_group(c) for c in role_codes])
-    return workflow
 
 
 # ----------------------------------------------------------------------- incidents
@@ -751,20 +758,7 @@ def ensure_incident_workflow() -> Workflow:
         )
         if staff_only and not read_only:
             state.edit_roles.set(editors)
-    for order, spec in enumerate(INCIDENT_TRANSITIONS):
-        code, label, sources, target, role_codes, condition, message, comment = spec
-        transition = WorkflowTransition.objects.create(
-            workflow=workflow,
-            code=code,
-            label=label,
-            source_states=sources,
-            target_state=target,
-            condition=condition,
-            condition_message=message,
-            comment_required=comment,
-            order=order,
-        )
-        transition.roles.set([r.role_group(c) for c in role_codes])
+    add_transitions(workflow, INCIDENT_TRANSITIONS)
     return workflow
 
 
