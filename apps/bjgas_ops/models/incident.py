@@ -20,6 +20,7 @@ from apps.bjgas_platform.models import (
     WorkflowRecord,
 )
 from apps.bjgas_platform.models.org import TreeMixin, code_field
+from apps.bjgas_platform.models.scope import RECORD_DIMENSIONS, RECORD_OWNERS
 
 from ..choices import Priority
 
@@ -218,14 +219,8 @@ class Incident(WorkflowRecord):
     history = HistoricalRecords()
 
     objects = ScopedManager()
-    scope_dimensions = {
-        "company": "company_id",
-        "department": "department_id",
-        "region": "region_id",
-        "business_system": "business_system_id",
-        "vendor": "vendor_id",
-    }
-    scope_owner_fields = ("requester", "assignee", "created_by")
+    scope_dimensions = RECORD_DIMENSIONS
+    scope_owner_fields = RECORD_OWNERS
 
     class Meta:
         verbose_name = _("incident")

@@ -85,8 +85,10 @@ def test_company_scope_includes_sub_companies(org):
     ScopeRule.objects.create(name="总部", user=org["bob"]).companies.add(org["hq"])
     # bob has no view permission on companies as a requester: the role decides the model.
     assert client_for(org["bob"]).get("/api/v1/companies/").status_code == 403
+    # eng's rule names 城东分公司: its own sub-company comes with it, 城西 and HQ do not.
+    Company.objects.create(code="EAST-LNG", name="城东液化气站", parent=org["east"])
     codes = {c["code"] for c in client_for(org["eng"]).get("/api/v1/companies/").json()["results"]}
-    assert codes == {"EAST"}
+    assert codes == {"EAST", "EAST-LNG"}
 
 
 def test_transition_through_api_and_stale_version(org):

@@ -104,7 +104,17 @@ class ScopeRule(models.Model):
             )
 
     def restricted_dimensions(self) -> dict[str, set[int]]:
-        """Return {dimension: allowed ids} for the dimensions this rule restricts."""
+        """Return {dimension: allowed ids} for the dimensions this rule restricts.
+
+        Computed once per loaded rule: a request asks it for every scoped model it reads,
+        and the trees would otherwise be walked again each time.
+        """
+        cached = getattr(self, "_restricted_cache", None)
+        if cached is None:
+            cached = self._restricted_cache = self._compute_restricted_dimensions()
+        return cached
+
+    def _compute_restricted_dimensions(self) -> dict[str, set[int]]:
         dims: dict[str, set[int]] = {}
         for dim, relation, model in (
             ("company", self.companies, Company),

@@ -28,6 +28,10 @@ from django.db import models
 from django.db.models import Q
 
 DIMENSIONS = ("company", "department", "region", "business_system", "vendor")
+# What a process record (task, incident, ...) usually declares: it carries every dimension
+# as a foreign key of the same name, and its requester, assignee and creator always see it.
+RECORD_DIMENSIONS = {dim: f"{dim}_id" for dim in DIMENSIONS}
+RECORD_OWNERS = ("requester", "assignee", "created_by")
 
 
 class ScopedQuerySet(models.QuerySet):
