@@ -2,7 +2,8 @@
 
 from django.dispatch import receiver
 
-from apps.bjgas_platform.signals import transition_applied
+from apps.bjgas_platform.models import SlaMetric
+from apps.bjgas_platform.signals import clocks_refreshed, transition_applied
 
 from .models import Incident
 
@@ -13,3 +14,17 @@ def incident_transition_applied(sender, record, log, actor, **kwargs) -> None:
     from .services.incidents import after_transition
 
     after_transition(record, log, actor)
+
+
+@receiver(clocks_refreshed, sender=Incident, dispatch_uid="bjgas_ops.incident_sla_verdict")
+def incident_clocks_refreshed(sender, record, clocks, **kwargs) -> None:
+    """Keep the incident's SLA verdict for the reports: the resolution limit's."""
+    if record.source_system:
+        return  # an imported incident keeps the verdict of the system that ran it then
+    clock = clocks.get(SlaMetric.RESOLUTION)
+    verdict = None
+    if clock is not None and (clock.breached or clock.stopped_at is not None):
+        verdict = not clock.breached
+    if record.sla_met != verdict:
+        record.sla_met = verdict
+        Incident.objects.filter(pk=record.pk).update(sla_met=verdict)

@@ -16,3 +16,8 @@ transition_completed = Signal()
 # kwargs: request (ApprovalRequest), actor.
 approval_requested = Signal()
 approval_decided = Signal()
+
+# Sent inside the transaction that derived a record's SLA clocks again (after a
+# transition, a reply, a policy change, or a sweep that fired something).
+# kwargs: record, clocks (dict metric → SlaClock).
+clocks_refreshed = Signal()

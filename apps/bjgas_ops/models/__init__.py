@@ -1,3 +1,4 @@
+from .imports import ImportFormat, ImportJob, ImportMapping, ImportStatus
 from .incident import (
     Channel,
     Incident,
@@ -11,6 +12,10 @@ from .task import Task
 
 __all__ = [
     "Channel",
+    "ImportFormat",
+    "ImportJob",
+    "ImportMapping",
+    "ImportStatus",
     "Incident",
     "IncidentCategory",
     "IncidentSegment",

@@ -25,6 +25,11 @@ from apps.bjgas_platform.models.scope import RECORD_DIMENSIONS, RECORD_OWNERS
 from ..choices import Priority
 
 
+def local_day(moment):
+    """The day a moment falls on in the site's zone (reports bucket by local days)."""
+    return timezone.localtime(moment).date() if moment else None
+
+
 class Channel(models.TextChoices):
     PORTAL = "portal", _("Self-service portal")
     PHONE = "phone", _("Phone")
@@ -94,6 +99,10 @@ class PriorityMatrix(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_urgency_display()} × {self.get_impact_display()} → {self.priority}"
+
+
+# Derived columns the reports read; they are not the incident's history.
+REPORT_FIGURES = ["created_day", "handling_seconds", "business_seconds", "sla_met"]
 
 
 class Incident(WorkflowRecord):
@@ -191,6 +200,13 @@ class Incident(WorkflowRecord):
     resolution_code = models.CharField(_("resolution code"), max_length=50, blank=True)
     resolution_notes = models.TextField(_("resolution"), blank=True)
     created_at = models.DateTimeField(_("reported at"), default=timezone.now, db_index=True)
+    created_day = models.DateField(
+        _("reported on"),
+        null=True,
+        editable=False,
+        db_index=True,
+        help_text=_("The local day of the report time; the reports bucket by it."),
+    )
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True, db_index=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     auto_close_at = models.DateTimeField(
@@ -207,6 +223,31 @@ class Incident(WorkflowRecord):
         help_text=_("Empty for incidents born here; the import's key otherwise."),
     )
     source_made_sla = models.BooleanField(_("SLA met (source's verdict)"), null=True, blank=True)
+    # Figures the reports aggregate, kept by `services.figures` whenever the state log,
+    # the segments or the SLA clocks change.
+    handling_seconds = models.FloatField(
+        _("handling time (s)"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Reported → resolved, wall clock; empty while unresolved."),
+    )
+    business_seconds = models.FloatField(
+        _("business handling time (s)"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Reported → resolved in business time of the SLA calendar, waiting spans excluded."
+        ),
+    )
+    sla_met = models.BooleanField(
+        _("SLA met"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("The resolution limit's verdict; for imported incidents the source system's."),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         models.PROTECT,
@@ -216,7 +257,7 @@ class Incident(WorkflowRecord):
         verbose_name=_("registered by"),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=REPORT_FIGURES)
 
     objects = ScopedManager()
     scope_dimensions = RECORD_DIMENSIONS
@@ -232,10 +273,20 @@ class Incident(WorkflowRecord):
                 fields=["source_system", "source_key"], name="incident_source_once"
             )
         ]
-        indexes = [models.Index(fields=["state", "created_at"])]
+        indexes = [
+            models.Index(fields=["state", "created_at"]),
+            models.Index(fields=["created_day", "priority"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.created_day = local_day(self.created_at)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "created_at" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "created_day"}
+        super().save(*args, **kwargs)
 
     def on_state_change(self, from_state: str, target, now) -> list[str]:
         """Stamp resolution, reopening and closing as the workflow engine saves a state."""

@@ -35,7 +35,7 @@ ASSIGNMENT_FIELDS = ("support_group_id", "tier", "assignee_id", "vendor_id", "ch
 
 
 @dataclass(frozen=True)
-class _Assignment:
+class Assignment:
     support_group_id: int | None
     tier: int | None
     assignee_id: int | None
@@ -45,10 +45,39 @@ class _Assignment:
 
 def rebuild_segments(incident: Incident) -> list[IncidentSegment]:
     """Replace the incident's segments with those its history gives; call in its transaction."""
-    spans = _spans(incident)
-    clock = _business_clock(incident)
+    states = {s.code: s for s in WorkflowState.objects.filter(workflow_id=incident.workflow_id)}
+    logs = list(
+        TransitionLog.objects.filter(
+            content_type=ContentType.objects.get_for_model(Incident), object_id=incident.pk
+        )
+        .order_by("created_at", "id")
+        .values_list("created_at", "to_state")
+    )
+    snapshots = [
+        (row[0], Assignment(*row[1:]))
+        for row in incident.history.order_by("history_date", "history_id").values_list(
+            "history_date", *ASSIGNMENT_FIELDS
+        )
+    ]
+    clock = business_clock(incident)
+    segments = build_segments(incident, states, logs, snapshots, clock)
+    with transaction.atomic():
+        IncidentSegment.objects.filter(incident=incident).delete()
+        IncidentSegment.objects.bulk_create(segments)
+        store_figures(incident, segments, clock)
+    return segments
+
+
+def build_segments(
+    incident: Incident,
+    states: dict[str, WorkflowState],
+    logs: list[tuple[datetime, str]],
+    snapshots: list[tuple[datetime, Assignment]],
+    clock: BusinessClock | None,
+) -> list[IncidentSegment]:
+    """Return the unsaved segments of an incident's log and assignment snapshots."""
     segments = []
-    for state, assignment, start, end in spans:
+    for state, assignment, start, end in spans(states, logs, snapshots, incident):
         wall = business = 0.0
         if end is not None:
             wall = (end - start).total_seconds()
@@ -70,32 +99,54 @@ def rebuild_segments(incident: Incident) -> list[IncidentSegment]:
                 business_seconds=business,
             )
         )
-    with transaction.atomic():
-        IncidentSegment.objects.filter(incident=incident).delete()
-        IncidentSegment.objects.bulk_create(segments)
     return segments
 
 
-def _spans(incident: Incident):
-    """Return (state, assignment, start, end) spans; the current one ends with None."""
-    states = {s.code: s for s in WorkflowState.objects.filter(workflow_id=incident.workflow_id)}
-    logs = list(
-        TransitionLog.objects.filter(
-            content_type=ContentType.objects.get_for_model(Incident), object_id=incident.pk
+def handling_figures(
+    incident: Incident, segments: list[IncidentSegment], clock: BusinessClock | None
+) -> tuple[float | None, float | None]:
+    """Return (wall, business) handling seconds: reported → resolved, business without pauses.
+
+    Wall time runs from the report to the resolution, so the span waiting for the
+    requester's confirmation after it never counts. Business time is measured on the
+    incident's SLA calendar over the same window, less the spans in which the SLA clock
+    did not run (waiting for the requester or a vendor, an earlier resolution).
+    """
+    start, end = incident.created_at, incident.resolved_at
+    if end is None or start is None:
+        return None, None
+    wall = max(0.0, (end - start).total_seconds())
+    if clock is None:
+        return wall, wall
+    business = clock.seconds_between(start, end) if end > start else 0.0
+    for segment in segments:
+        if segment.sla_running or segment.state_category in ("closed", "cancelled"):
+            continue
+        begin = max(segment.started_at, start)
+        stop = min(segment.ended_at or end, end)
+        if stop > begin:
+            business -= clock.seconds_between(begin, stop)
+    return wall, max(0.0, business)
+
+
+def store_figures(
+    incident: Incident, segments: list[IncidentSegment], clock: BusinessClock | None
+) -> None:
+    """Write the incident's handling figures for the reports, without touching its history."""
+    wall, business = handling_figures(incident, segments, clock)
+    if (incident.handling_seconds, incident.business_seconds) != (wall, business):
+        incident.handling_seconds, incident.business_seconds = wall, business
+        Incident.objects.filter(pk=incident.pk).update(
+            handling_seconds=wall, business_seconds=business
         )
-        .order_by("created_at", "id")
-        .values_list("created_at", "to_state")
-    )
+
+
+def spans(states, logs, snapshots, incident: Incident):
+    """Return (state, assignment, start, end) spans; the current one ends with None."""
     if not logs:
         return []
-    snapshots = [
-        (row[0], _Assignment(*row[1:]))
-        for row in incident.history.order_by("history_date", "history_id").values_list(
-            "history_date", *ASSIGNMENT_FIELDS
-        )
-    ]
     # Before its first history row the incident had the values it was created with.
-    assignment = snapshots[0][1] if snapshots else _current_assignment(incident)
+    assignment = snapshots[0][1] if snapshots else current_assignment(incident)
 
     # Events at one moment are applied together: a transition and the assignment change
     # it carries (a transfer) share their time and make one boundary, not two.
@@ -106,7 +157,7 @@ def _spans(incident: Incident):
         if at >= logs[0][0]:
             events.setdefault(at, []).append(("assignment", snapshot))
 
-    spans: list[list] = []
+    found: list[list] = []
     state_code = None
     for at in sorted(events):
         for kind, value in events[at]:
@@ -115,13 +166,13 @@ def _spans(incident: Incident):
             else:
                 assignment = value
         state = states.get(state_code) or _unknown_state(state_code)
-        if spans and spans[-1][3] is None:
-            if (spans[-1][0].code, spans[-1][1]) == (state.code, assignment):
+        if found and found[-1][3] is None:
+            if (found[-1][0].code, found[-1][1]) == (state.code, assignment):
                 continue
-            spans[-1][3] = at
+            found[-1][3] = at
         if not state.is_final:
-            spans.append([state, assignment, at, None])
-    return [tuple(span) for span in spans]
+            found.append([state, assignment, at, None])
+    return [tuple(span) for span in found]
 
 
 def _unknown_state(code: str | None) -> WorkflowState:
@@ -129,11 +180,11 @@ def _unknown_state(code: str | None) -> WorkflowState:
     return WorkflowState(code=code or "", category="", sla_running=False)
 
 
-def _current_assignment(incident: Incident) -> _Assignment:
-    return _Assignment(*(getattr(incident, name) for name in ASSIGNMENT_FIELDS))
+def current_assignment(incident: Incident) -> Assignment:
+    return Assignment(*(getattr(incident, name) for name in ASSIGNMENT_FIELDS))
 
 
-def _business_clock(incident: Incident) -> BusinessClock | None:
+def business_clock(incident: Incident) -> BusinessClock | None:
     """Return the clock of the incident's SLA calendar, else of the standard calendar."""
     clocks = {
         clock.metric: clock

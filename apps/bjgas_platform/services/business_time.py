@@ -45,6 +45,9 @@ class BusinessClock:
     holidays: dict[date, str]
     holiday_years: set[int]
     warnings: set[str] = field(default_factory=set)
+    # Per local date: its working intervals and their length in seconds (the calendar's
+    # rows do not change while a clock is in use).
+    _days: dict[date, tuple[list[Interval], float]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_calendar(cls, calendar: BusinessCalendar) -> BusinessClock:
@@ -91,10 +94,18 @@ class BusinessClock:
         return self.periods.get(day.weekday(), [])
 
     def day_intervals(self, day: date) -> list[Interval]:
-        return [
-            (datetime.combine(day, start, self.tz), _end_of(day, end, self.tz))
-            for start, end in self.day_periods(day)
-        ]
+        return self._day(day)[0]
+
+    def _day(self, day: date) -> tuple[list[Interval], float]:
+        cached = self._days.get(day)
+        if cached is None:
+            intervals = [
+                (datetime.combine(day, start, self.tz), _end_of(day, end, self.tz))
+                for start, end in self.day_periods(day)
+            ]
+            seconds = sum((end - begin).total_seconds() for begin, end in intervals)
+            cached = self._days[day] = (intervals, seconds)
+        return cached
 
     # ------------------------------------------------------------- arithmetic
 
@@ -151,15 +162,20 @@ class BusinessClock:
         if self.calendar.is_24x7:
             return (end - start).total_seconds()
         local_start, local_end = start.astimezone(self.tz), end.astimezone(self.tz)
-        total = timedelta(0)
-        day = local_start.date()
-        while day <= local_end.date():
-            for begin, finish in self.day_intervals(day):
-                overlap = min(finish, local_end) - max(begin, local_start)
-                if overlap > timedelta(0):
-                    total += overlap
+        first, last = local_start.date(), local_end.date()
+        total = 0.0
+        day = first
+        while day <= last:
+            intervals, seconds = self._day(day)
+            if first < day < last:
+                total += seconds  # a whole day inside the span
+            else:
+                for begin, finish in intervals:
+                    overlap = (min(finish, local_end) - max(begin, local_start)).total_seconds()
+                    if overlap > 0:
+                        total += overlap
             day += timedelta(days=1)
-        return total.total_seconds()
+        return total
 
     def _no_working_time(self) -> CalendarError:
         return CalendarError(

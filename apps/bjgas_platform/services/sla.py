@@ -85,7 +85,7 @@ from ..models import (
     WorkflowRecord,
     WorkflowState,
 )
-from ..signals import transition_applied
+from ..signals import clocks_refreshed, transition_applied
 from .business_time import BusinessClock, CalendarError
 
 logger = logging.getLogger(__name__)
@@ -605,7 +605,37 @@ def _refresh(record: WorkflowRecord, ctx: Context) -> dict[str, SlaClock]:
                 clock = SlaClock(content_type=ct, object_id=record.pk, metric=metric)
             _store(clock, policy, figures, fired)
             clocks[metric] = _save(clock)
+        clocks_refreshed.send(sender=type(record), record=record, clocks=clocks)
     return clocks
+
+
+def derive_history_clocks(
+    pairs: list[tuple[WorkflowRecord, list[TransitionLog]]], now: datetime
+) -> list[list[SlaClock]]:
+    """Return unsaved clocks for records whose whole past arrives at once (an import).
+
+    Each pair is a record (saved or not) with its log rows, oldest first; the caller sets
+    the clocks' `object_id` once the records have keys. The clocks carry their figures
+    but plan no check: reminders, breaches and escalations that fell due in the past are
+    history, not news, so the sweep never fires them.
+    """
+    ctx = Context(now)
+    result = []
+    for record, logs in pairs:
+        ct_id = ContentType.objects.get_for_model(record).pk
+        history = build_history(record, logs, [], ctx.state_of)
+        clocks = []
+        for metric in SlaMetric.values:
+            policy = ctx.policy(record, metric)
+            figures = ctx.derive(metric, record, history, policy, None) if policy else None
+            if figures is None:
+                continue
+            clock = SlaClock(content_type_id=ct_id, object_id=record.pk, metric=metric)
+            _store(clock, policy, figures, set())
+            clock.next_check_at = None
+            clocks.append(clock)
+        result.append(clocks)
+    return result
 
 
 def _save(clock: SlaClock) -> SlaClock:
