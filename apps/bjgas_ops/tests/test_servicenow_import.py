@@ -37,7 +37,8 @@ COLUMNS = [
 A = dict(number="INC0000001", opened_at="1/3/2016 09:00", caller_id="Caller 7",
          opened_by="Opened by 3", contact_type="Email", priority="2 - High", made_sla="false",
          category="Category 5", subcategory="Subcategory 9", location="Location 1",
-         resolved_at="1/3/2016 15:00", closed_at="6/3/2016 16:00", resolved_by="Resolved by 4")  # fmt: skip
+         resolved_at="1/3/2016 15:00", closed_at="6/3/2016 16:00",
+         resolved_by="Resolved by 4")  # fmt: skip
 B = dict(number="INC0000002", opened_at="2/3/2016 10:00", caller_id="Caller 7",
          opened_by="Opened by 3", contact_type="Phone", priority="3 - Moderate", made_sla="true",
          category="Category 5", resolved_at="?", closed_at="?")  # fmt: skip
@@ -222,7 +223,7 @@ def test_rerun_updates_and_never_duplicates(company, log_file, tmp_path):
 
 
 def test_strict_imports_nothing_when_a_row_is_bad(company, log_file):
-    with pytest.raises(CommandError, match="2|1"):
+    with pytest.raises(CommandError, match="1"):
         run(log_file, "--strict")
     assert Incident.objects.count() == 0
     assert TransitionLog.objects.count() == 0
