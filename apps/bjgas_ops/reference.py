@@ -28,7 +28,7 @@ from apps.bjgas_platform.models import (
     WorkflowTransition,
 )
 
-from .models import Incident, IncidentCategory, PriorityMatrix, Task
+from .models import ImportJob, Incident, IncidentCategory, PriorityMatrix, Task
 
 ORG_MODELS = [
     "bjgas_platform.company",
@@ -225,6 +225,7 @@ def load_ops_reference(new_roles: set[str]) -> None:
                     all_records=True,
                 )
         grant_incident_permissions(new_roles)
+        grant_import_permissions()
         ensure_task_workflow()
         ensure_system_user()
         ensure_incident_workflow()
@@ -692,6 +693,26 @@ def grant_incident_permissions(new_roles: set[str]) -> None:
             role.group.permissions.add(notes)
         if code in ASSIGN_ROLES:
             role.group.permissions.add(assign)
+
+
+# Importing ticket history (批量导入) writes incidents of every scope: managers only.
+IMPORT_MODELS = ["bjgas_ops.importjob"]
+IMPORT_SETUP = ["bjgas_ops.importmapping"]
+IMPORT_PERMISSIONS: dict[str, list[tuple[list[str], tuple[str, ...]]]] = {
+    r.IT_MANAGER: [(IMPORT_MODELS, EDIT), (IMPORT_SETUP, ALL)],
+    r.ADMINISTRATOR: [(IMPORT_MODELS, ALL), (IMPORT_SETUP, ALL)],
+}
+
+
+def grant_import_permissions() -> None:
+    """Grant the import permissions to roles that have none yet (edits since then stay)."""
+    job_type = ContentType.objects.get_for_model(ImportJob)
+    for code, bundle in IMPORT_PERMISSIONS.items():
+        role = Role.objects.filter(code=code).select_related("group").first()
+        if role is None or role.group.permissions.filter(content_type=job_type).exists():
+            continue
+        for models, actions in bundle:
+            r.grant(code, models, actions)
 
 
 def ensure_system_user() -> User:

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .services import import_jobs
 from .services.incidents import AUTO_CLOSE_TASK, auto_close_due_incidents
 
 
@@ -9,3 +10,9 @@ from .services.incidents import AUTO_CLOSE_TASK, auto_close_due_incidents
 def auto_close_incidents() -> int:
     """Close resolved incidents whose auto-close time has come; return how many."""
     return auto_close_due_incidents()
+
+
+@shared_task(name="apps.bjgas_ops.tasks.run_import_job", ignore_result=True)
+def run_import_job(job_id: int) -> None:
+    """Run a queued import job; a job already taken or finished is left alone."""
+    import_jobs.run_import_job(job_id)

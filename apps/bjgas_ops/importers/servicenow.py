@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext as _
 
+from .common import last_entry
 from .records import ImportedIncident, ImportEvent, ImportRefused, ImportSummary, RowError
 
 MISSING = "?"
@@ -171,12 +172,8 @@ def _resolution_time(row: dict[str, str], history: list[SourceEvent], zone: Zone
     raw = (row.get("resolved_at") or MISSING).strip()
     if raw != MISSING:
         return parse_time(raw, zone)  # checked when the row was read
-    moved_in = [
-        event.at
-        for before, event in zip([None, *history[:-1]], history, strict=True)
-        if event.state == "Resolved" and (before is None or before.state != "Resolved")
-    ]
-    return moved_in[-1] if moved_in else None
+    moved_in = last_entry(history, lambda event: event.state == "Resolved")
+    return moved_in.at if moved_in else None
 
 
 # ------------------------------------------------------------------------ to incidents

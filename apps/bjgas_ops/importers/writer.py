@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.contenttypes.models import ContentType
@@ -76,7 +76,6 @@ def write_incidents(
     if not items:
         return summary
     step = progress or (lambda stage, done, total: None)
-    _TEXT_TIMES[0] = connection.vendor == "sqlite"
     with transaction.atomic():
         plan = _Plan(source_system, company, actor, now or timezone.now())
         plan.resolve_references(items)
@@ -268,7 +267,16 @@ class _Plan:
         return found
 
     def _groups(self, names: set[str]) -> dict[str, int]:
-        found = dict(SupportGroup.objects.filter(name__in=names).values_list("name", "pk"))
+        # Groups kept here carry their own tier; those an import made do not (their tier
+        # is the order in which an incident reached them).
+        self.group_tiers = {}
+        found = {}
+        for name, pk, code, tier in SupportGroup.objects.filter(name__in=names).values_list(
+            "name", "pk", "code", "tier"
+        ):
+            found[name] = pk
+            if not code.startswith(f"{self.source}."):
+                self.group_tiers[pk] = tier
         missing = sorted(names - found.keys())
         SupportGroup.objects.bulk_create(
             [SupportGroup(code=f"{self.source}.{_slug(n)}", name=n) for n in missing]
@@ -378,7 +386,9 @@ class _Plan:
                 group = self.groups.get(event.support_group) if event.support_group else None
                 tier = event.tier
                 if tier is None and group is not None:
-                    tier = tiers.setdefault(group, min(len(tiers) + 1, 3))
+                    tier = tiers.setdefault(
+                        group, self.group_tiers.get(group) or min(len(tiers) + 1, 3)
+                    )
                 assignment = Assignment(
                     group, tier, user.get(event.assignee) if event.assignee else None, None,
                     incident.channel,
@@ -458,13 +468,15 @@ class _Plan:
             )
         built = [self.build(item, existing.get(item.key)) for item in chunk]
         clock_lists = derive_history_clocks(
-            [(b.incident, b.logs) for b in built], self.now
+            [(b.incident, b.logs) for b in built], self.now, make=_Row
         )  # fmt: skip
         for b, clocks in zip(built, clock_lists, strict=True):
             b.clocks = clocks
             bclock = self._calendar_clock(clocks)
             log_points = [(log.created_at, log.to_state) for log in b.logs]
-            b.segments = build_segments(b.incident, self.states, log_points, b.snapshots, bclock)
+            b.segments = build_segments(
+                b.incident, self.states, log_points, b.snapshots, bclock, make=_Row
+            )
             wall, business = handling_figures(b.incident, b.segments, bclock)
             b.incident.handling_seconds, b.incident.business_seconds = wall, business
 
@@ -502,14 +514,16 @@ class _Plan:
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"UPDATE {table} SET {assignments} WHERE id = %s",  # noqa: S608 (names are ours)
-                [[*_values(b.incident, columns), b.incident.pk] for b in updates],
+                [[*_values(Incident, b.incident, columns), b.incident.pk] for b in updates],
             )
 
     def _insert_incidents(self, news: list[_Built]) -> None:
         for b in news:
             b.incident.updated_at = self.now
         columns = [f.attname for f in Incident._meta.concrete_fields if f.attname != "id"]
-        _insert(Incident._meta.db_table, columns, [_values(b.incident, columns) for b in news])
+        _insert(
+            Incident._meta.db_table, columns, [_values(Incident, b.incident, columns) for b in news]
+        )
         keys = dict(
             Incident.objects.filter(
                 source_system=self.source, source_key__in=[b.incident.source_key for b in news]
@@ -534,9 +548,11 @@ class _Plan:
         ]
         for b in built:
             pk = b.incident.pk
-            logs.extend((ct, pk, *_values(log, LOG_COLUMNS)) for log in b.logs)
-            clocks.extend([pk, self.now, *_values(c, clock_columns)] for c in b.clocks)
-            segments.extend([pk, *_values(s, segment_columns)] for s in b.segments)
+            logs.extend((ct, pk, *_values(TransitionLog, log, LOG_COLUMNS)) for log in b.logs)
+            clocks.extend(
+                [pk, _db(self.now), *_values(SlaClock, c, clock_columns)] for c in b.clocks
+            )
+            segments.extend([pk, *_values(IncidentSegment, s, segment_columns)] for s in b.segments)
             history.extend(self._history_rows(b))
         _insert(TransitionLog._meta.db_table, ["content_type_id", "object_id", *LOG_COLUMNS], logs)
         _insert(SlaClock._meta.db_table, ["object_id", "updated_at", *clock_columns], clocks)
@@ -613,46 +629,36 @@ def _create_changes_table() -> None:
         )
 
 
-def _db(value, _utc=UTC, _datetime=datetime, _date=date):
-    """A value as the database driver takes it: times in UTC, as text for SQLite."""
+def _db(value, _utc=UTC, _datetime=datetime):
+    """A time as text in UTC, the form both SQLite and MariaDB take without conversion."""
     if isinstance(value, _datetime):
-        value = value.astimezone(_utc).replace(tzinfo=None)
-        return value.isoformat(" ") if _TEXT_TIMES[0] else value
-    if isinstance(value, _date) and _TEXT_TIMES[0]:
-        return value.isoformat()
-    return value
+        return value.astimezone(_utc).replace(tzinfo=None).isoformat(" ")
+    return value.isoformat() if value is not None else None
 
 
-# Whether the connection wants times as text (SQLite); set per import by write_incidents.
-_TEXT_TIMES = [False]
 _TIME_COLUMNS: dict[tuple, list[int]] = {}
 
 
-def _values(obj, columns) -> list:
-    """The object's values of `columns`, converting only the columns that hold times."""
+def _values(model, obj, columns) -> list:
+    """The object's values of `columns`; the model's date and time columns as text."""
     values = [getattr(obj, c) for c in columns]
-    key = (type(obj), tuple(columns))
+    key = (model, tuple(columns))
     times = _TIME_COLUMNS.get(key)
     if times is None:
+        kinds = {f.attname: f.get_internal_type() for f in model._meta.concrete_fields}
         times = _TIME_COLUMNS[key] = [
-            i
-            for i, v in enumerate(values)
-            if isinstance(v, date) or _is_time_field(obj, columns[i])
+            i for i, c in enumerate(columns) if kinds.get(c) in ("DateTimeField", "DateField")
         ]
     for i in times:
         values[i] = _db(values[i])
     return values
 
 
-def _is_time_field(obj, column: str) -> bool:
-    meta = getattr(obj, "_meta", None)
-    if meta is None:
-        return column in ("created_at",)
-    try:
-        field = next(f for f in meta.concrete_fields if f.attname == column)
-    except StopIteration:
-        return False
-    return field.get_internal_type() in ("DateTimeField", "DateField")
+class _Row:
+    """A row about to be inserted: plain attributes, no model machinery."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
 
 
 def _insert(table: str, columns: list[str], rows: list) -> None:

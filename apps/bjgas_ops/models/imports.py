@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.bjgas_platform.models import ScopedManager
 
@@ -54,7 +55,7 @@ class ImportMapping(models.Model):
 
 class ImportStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
+    RUNNING = "running", pgettext_lazy("import status", "Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
 

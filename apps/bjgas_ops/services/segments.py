@@ -74,8 +74,12 @@ def build_segments(
     logs: list[tuple[datetime, str]],
     snapshots: list[tuple[datetime, Assignment]],
     clock: BusinessClock | None,
+    make=IncidentSegment,
 ) -> list[IncidentSegment]:
-    """Return the unsaved segments of an incident's log and assignment snapshots."""
+    """Return the unsaved segments of an incident's log and assignment snapshots.
+
+    `make` builds each segment from its field values (a bulk writer may pass a lighter
+    class than the model)."""
     segments = []
     for state, assignment, start, end in spans(states, logs, snapshots, incident):
         wall = business = 0.0
@@ -83,7 +87,7 @@ def build_segments(
             wall = (end - start).total_seconds()
             business = clock.seconds_between(start, end) if clock else wall
         segments.append(
-            IncidentSegment(
+            make(
                 incident=incident,
                 state=state.code,
                 state_category=state.category,

@@ -84,6 +84,12 @@ def scope_condition(model, user) -> Q | None:
     allowed = Q(pk__in=[])
     for field in owner_fields:
         allowed |= Q(**{field: user.pk})
+    if not dims:
+        # Rows scoped only by their owners (a person's import jobs): an organisation rule
+        # does not reach them, only a rule over all records does.
+        if any(rule.all_records for rule in user_rules(user)):
+            return None
+        return allowed
     for rule in user_rules(user):
         if rule.all_records:
             return None

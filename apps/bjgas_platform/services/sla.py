@@ -610,14 +610,15 @@ def _refresh(record: WorkflowRecord, ctx: Context) -> dict[str, SlaClock]:
 
 
 def derive_history_clocks(
-    pairs: list[tuple[WorkflowRecord, list[TransitionLog]]], now: datetime
+    pairs: list[tuple[WorkflowRecord, list[TransitionLog]]], now: datetime, make=SlaClock
 ) -> list[list[SlaClock]]:
     """Return unsaved clocks for records whose whole past arrives at once (an import).
 
     Each pair is a record (saved or not) with its log rows, oldest first; the caller sets
     the clocks' `object_id` once the records have keys. The clocks carry their figures
     but plan no check: reminders, breaches and escalations that fell due in the past are
-    history, not news, so the sweep never fires them.
+    history, not news, so the sweep never fires them. `make` builds each clock from its
+    first values (a bulk writer may pass a lighter class than the model).
     """
     ctx = Context(now)
     result = []
@@ -630,8 +631,9 @@ def derive_history_clocks(
             figures = ctx.derive(metric, record, history, policy, None) if policy else None
             if figures is None:
                 continue
-            clock = SlaClock(content_type_id=ct_id, object_id=record.pk, metric=metric)
+            clock = make(content_type_id=ct_id, object_id=record.pk, metric=metric, pk=None)
             _store(clock, policy, figures, set())
+            clock.policy_id = policy.pk
             clock.next_check_at = None
             clocks.append(clock)
         result.append(clocks)
