@@ -66,7 +66,7 @@ def child() -> None:
 
 def run_child(label: str, env: dict) -> dict:
     say(f"{label}: migrate, demo organisation, import {DATASET.name} twice ...")
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 (this interpreter running this file)
         [sys.executable, __file__, "--child"],
         env={**os.environ, "LOG_LEVEL": "WARNING", **env},
         capture_output=True,

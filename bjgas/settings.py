@@ -260,6 +260,8 @@ UNFOLD = {
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,
+        # 运维报表 above the applications' models (unfold lists either one or the other).
+        "navigation": "apps.bjgas_ops.admin.reports.sidebar_navigation",
     },
     "LOGIN": {"redirect_after": lambda request: reverse_lazy("admin:index")},
 }

@@ -1,3 +1,3 @@
 """The desk (Django admin themed with unfold) for the service-management processes."""
 
-from . import incident, task  # noqa: F401 (registers the admin classes)
+from . import imports, incident, reports, task  # noqa: F401 (registers the admin classes)
