@@ -199,6 +199,7 @@ def hand_sql(open_codes: list[str]) -> dict[str, str]:
         ("priority", "priority"),
         ("severity", "severity"),
         ("sla", "sla_met"),
+        ("category", "category_id"),
     ):
         queries[f"group_{field}"] = grouped(column)
     queries["tier"] = (

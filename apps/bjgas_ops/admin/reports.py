@@ -418,17 +418,22 @@ def reports_index(request: HttpRequest) -> HttpResponse:
 # ------------------------------------------------------------------------------ cells
 
 
+def _dash(value):
+    """A count, or a dash where the report does not give one (the tier rows)."""
+    return "—" if value is None else value
+
+
 def figure_cells(figures: Figures, language: str) -> dict:
     """The figures of one row as the table shows them."""
     return {
         "count": figures.count,
-        "resolved": figures.resolved,
-        "open": figures.open,
-        "imported": figures.imported,
+        "resolved": _dash(figures.resolved),
+        "open": _dash(figures.open),
+        "imported": _dash(figures.imported),
         "handling": format_duration(figures.mean_handling_seconds, language),
         "business": format_duration(figures.mean_business_seconds, language),
         "sla": "—" if figures.sla_met_ratio is None else format_ratio(figures.sla_met_ratio),
-        "sla_counts": (figures.sla_met, figures.sla_met + figures.sla_breached),
+        "sla_counts": (figures.sla_met or 0, (figures.sla_met or 0) + (figures.sla_breached or 0)),
     }
 
 
