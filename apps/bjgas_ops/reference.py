@@ -226,6 +226,7 @@ def load_ops_reference(new_roles: set[str]) -> None:
                 )
         grant_incident_permissions(new_roles)
         grant_import_permissions()
+        grant_report_permission(new_roles)
         ensure_task_workflow()
         ensure_system_user()
         ensure_incident_workflow()
@@ -713,6 +714,39 @@ def grant_import_permissions() -> None:
             continue
         for models, actions in bundle:
             r.grant(code, models, actions)
+
+
+# The incident reports (运维报表) count every incident a role may see: not for requesters,
+# engineers or vendor engineers, who may view incidents but not the reports.
+REPORT_PERMISSION = "view_incident_reports"
+REPORT_ROLES = [
+    r.SERVICE_DESK,
+    r.TEAM_LEAD,
+    r.DEPARTMENT_HEAD,
+    r.IT_MANAGER,
+    r.AUDITOR,
+    r.ADMINISTRATOR,
+]
+
+
+def grant_report_permission(new_roles: set[str]) -> None:
+    """Grant the report permission to the report roles created in this run, and once to
+    the existing ones: while no group holds the permission yet (it has just come with
+    migration 0006). After that, an administrator who takes it from a role keeps it taken;
+    only taking it from every group at once brings it back at the next migrate.
+    """
+    permission, _created = Permission.objects.get_or_create(
+        content_type=ContentType.objects.get_for_model(Incident),
+        codename=REPORT_PERMISSION,
+        defaults={"name": "Can view incident reports"},
+    )
+    first_rollout = not permission.group_set.exists()
+    for code in REPORT_ROLES:
+        if code not in new_roles and not first_rollout:
+            continue
+        role = Role.objects.filter(code=code).select_related("group").first()
+        if role is not None:
+            role.group.permissions.add(permission)
 
 
 def ensure_system_user() -> User:

@@ -7,7 +7,9 @@ Excel file. The figures come from `services.reports` for the requesting user, so
 applies: a department head's page and workbook count only their department's incidents.
 
 The pages join the admin site's URLs through unfold's `extra_urls` hook and are open to
-whoever may view incidents (`bjgas_ops.view_incident`); everyone else gets a 403.
+whoever may view the incident reports (`bjgas_ops.view_incident_reports`: the service
+desk, team leads, department heads, IT managers, auditors and administrators); everyone
+else, requesters and engineers included, gets a 403.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from ..services.reports import (
     tier_report,
 )
 
-REPORT_PERMISSION = "bjgas_ops.view_incident"
+REPORT_PERMISSION = "bjgas_ops.view_incident_reports"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SECONDS_PER_HOUR = 3600
 GROUP_ROWS_SHOWN = 100  # the largest groups in the table; the workbook has them all
@@ -261,7 +263,11 @@ class ReportPage:
         report = summary = None
         if form.is_valid():
             flt = form.cleaned_data["filter"]
-            report = self.make(request.user, flt, form.cleaned_data)
+            try:
+                report = self.make(request.user, flt, form.cleaned_data)
+            except ReportError as exc:  # e.g. too many rows for the period
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        if report is not None:
             if request.GET.get("export") == "xlsx":
                 return xlsx_download(report, self.file_stem(report))
             summary = narrative(request.user, flt, get_language())
@@ -431,7 +437,8 @@ def figure_cells(figures: Figures, language: str) -> dict:
         "open": _dash(figures.open),
         "imported": _dash(figures.imported),
         "handling": format_duration(figures.mean_handling_seconds, language),
-        "business": format_duration(figures.mean_business_seconds, language),
+        # Business time counts working hours: 24 of them are no day.
+        "business": format_duration(figures.mean_business_seconds, language, days=False),
         "sla": "—" if figures.sla_met_ratio is None else format_ratio(figures.sla_met_ratio),
         "sla_counts": (figures.sla_met or 0, (figures.sla_met or 0) + (figures.sla_breached or 0)),
     }
@@ -444,6 +451,7 @@ def period_cells(row: ReportRow, language: str) -> dict:
         "label": row.label,
         "start": row.start,
         "end": row.end,
+        "partial": row.partial,
         "change": "—" if change is None else (f"{change:+d}" if change else "0"),
         "change_ratio": "—" if ratio is None else (f"{ratio * 100:+.1f}%" if change else "0.0%"),
         "change_sign": 0 if not change else (1 if change > 0 else -1),

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext as _
 
-from .common import last_entry
+from .common import TableError, decode_text, last_entry
 from .records import ImportedIncident, ImportEvent, ImportRefused, ImportSummary, RowError
 
 MISSING = "?"
@@ -88,18 +88,35 @@ def _value(raw: str | None) -> str | None:
 
 
 def open_rows(path: str | Path) -> Iterator[dict[str, str]]:
-    """Yield the rows of the CSV, or of the one CSV inside a zip file."""
+    """Yield the rows of the CSV, or of the one CSV inside a zip file.
+
+    The text is UTF-8, or GB18030 (GBK) as Chinese Excel saves it; a file without the
+    columns the import needs is refused before any row is read.
+    """
     path = Path(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
             if len(names) != 1:
                 raise ValueError(_("The zip file must hold exactly one CSV file."))
-            with archive.open(names[0]) as raw:
-                yield from csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig"))
+            data = archive.read(names[0])
     else:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from csv.DictReader(handle)
+        data = path.read_bytes()
+    try:
+        text = decode_text(data)
+    except TableError as exc:
+        raise ValueError(str(exc)) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    headers = [h.strip() for h in (reader.fieldnames or [])]
+    if not headers:
+        raise ValueError(_("The file is empty: the first row must hold the column headers."))
+    absent = [c for c in REQUIRED_COLUMNS if c not in headers]
+    if absent:
+        raise ValueError(
+            _("The file lacks the column(s) %(columns)s of a ServiceNow incident event log.")
+            % {"columns": ", ".join(absent)}
+        )
+    yield from reader
 
 
 def parse_time(text: str, zone: ZoneInfo) -> datetime:
@@ -111,6 +128,27 @@ def parse_time(text: str, zone: ZoneInfo) -> datetime:
 def _naive_time(text: str) -> datetime:
     # The log repeats each incident's times on every row: parse each text once.
     return datetime.strptime(text, TIME_FORMAT)
+
+
+TIME_COLUMNS = ("sys_updated_at", "opened_at", "resolved_at", "closed_at")
+COUNT_COLUMNS = ("sys_mod_count", "reassignment_count", "reopen_count")
+
+
+def _check_values(row: dict[str, str], zone: ZoneInfo) -> tuple[str, str] | None:
+    """Return (column, reason) of the first value of a row that cannot be read."""
+    for column in TIME_COLUMNS:
+        raw = (row.get(column) or MISSING).strip()
+        if raw == MISSING:
+            continue
+        try:
+            parse_time(raw, zone)
+        except ValueError:
+            return column, _("'%(value)s' is not a time like 29/2/2016 01:16") % {"value": raw}
+    for column in COUNT_COLUMNS:
+        raw = (row.get(column) or MISSING).strip()
+        if raw != MISSING and not raw.isdigit():
+            return column, _("'%(value)s' is not a whole number") % {"value": raw}
+    return None
 
 
 def read_event_log(rows: Iterable[dict[str, str]], zone: ZoneInfo) -> ReadResult:
@@ -125,21 +163,22 @@ def read_event_log(rows: Iterable[dict[str, str]], zone: ZoneInfo) -> ReadResult
         missing = [c for c in REQUIRED_COLUMNS if row.get(c) in (None, "")]
         if missing:
             errors.append(RowError(line, number, _("empty column(s): %(columns)s")
-                                   % {"columns": ", ".join(missing)}))  # fmt: skip
+                                   % {"columns": ", ".join(missing)},
+                                   column=", ".join(missing)))  # fmt: skip
             continue
         state = row["incident_state"].strip()
         if state not in STATES:
-            errors.append(RowError(line, number, _("unknown state '%(state)s'") % {"state": state}))
+            errors.append(
+                RowError(line, number, _("unknown state '%(state)s'") % {"state": state},
+                         column="incident_state")
+            )  # fmt: skip
             continue
-        try:
-            mod_count = int(row["sys_mod_count"])
-            at = parse_time(row["sys_updated_at"], zone)
-            parse_time(row["opened_at"], zone)
-            if (row.get("resolved_at") or MISSING).strip() != MISSING:
-                parse_time(row["resolved_at"], zone)
-        except ValueError as exc:
-            errors.append(RowError(line, number, _("unreadable value: %(error)s") % {"error": exc}))
+        problem = _check_values(row, zone)
+        if problem:
+            errors.append(RowError(line, number, problem[1], column=problem[0]))
             continue
+        mod_count = int(row["sys_mod_count"])
+        at = parse_time(row["sys_updated_at"], zone)
         event = SourceEvent(
             line,
             state,
@@ -294,6 +333,7 @@ def import_servicenow(
     else:
         summary.created, summary.updated = written.created, written.updated
         summary.events = written.events
+        summary.errors = summary.errors + written.errors
     summary.seconds = time.monotonic() - started
     return summary
 

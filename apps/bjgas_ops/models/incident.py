@@ -289,6 +289,7 @@ class Incident(WorkflowRecord):
         verbose_name = _("incident")
         verbose_name_plural = _("incidents")
         ordering = ["-created_at", "-id"]
+        permissions = [("view_incident_reports", "Can view incident reports")]
         constraints = [
             # NULL keys never collide, on MariaDB and SQLite alike.
             models.UniqueConstraint(

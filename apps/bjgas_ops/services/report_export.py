@@ -1,7 +1,9 @@
 """Write an incident report as an Excel workbook, for the command line and the desk.
 
 Counts are integer cells, seconds are number cells, mean times are also written as Excel
-durations ([h]:mm:ss) and period rows carry real date cells. No text a user typed (a
+durations ([h]:mm:ss, hours without days: business time counts working hours) and period
+rows carry real date cells; a period the range cuts is labelled '(partial period)' and has
+no change ratio. No text a user typed (a
 business system's name, a reporter's name) can become a formula: text that Excel or
 another spreadsheet would read as one is stored as a plain string marked as text.
 """
@@ -109,7 +111,7 @@ def _columns(report: Report) -> list[tuple[str, object, str | None]]:
     """
     if report.kind == "period":
         first = [
-            (_("Period"), lambda row, total: row.label, None),
+            (_("Period"), _period_label, None),
             (_("First day"), lambda row, total: row.start, DATE_FORMAT),
             (_("Last day"), lambda row, total: row.end, DATE_FORMAT),
         ]
@@ -163,6 +165,13 @@ def _columns(report: Report) -> list[tuple[str, object, str | None]]:
 
 
 def _label(row: ReportRow, total: bool) -> str:
+    return row.label
+
+
+def _period_label(row: ReportRow, total: bool) -> str:
+    """A bucket the range cuts says so: its figures cover fewer days than a whole one."""
+    if row.partial:
+        return _("%(label)s (partial period)") % {"label": row.label}
     return row.label
 
 

@@ -12,7 +12,7 @@ Scope applies before anything is counted: `incidents_for(user, ...)` starts from
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.contrib.contenttypes.models import ContentType
@@ -93,6 +93,11 @@ GROUP_TITLES = {
     "category": gettext_lazy("Incidents by category"),
 }
 TIER_TITLE = gettext_lazy("Time spent per support tier")
+# The days a report may cover: outside them a bucket's neighbour would leave the calendar.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+# The most rows a period report makes; more would take minutes and read as nothing.
+MAX_BUCKETS = 5000
 
 
 class ReportError(PlatformError):
@@ -114,6 +119,23 @@ class ReportFilter:
     imported: bool | None = None
 
     def __post_init__(self):
+        for name, label in (("start", _("first day")), ("end", _("last day"))):
+            day = getattr(self, name)
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise ReportError(
+                    _(
+                        "The %(field)s %(day)s is outside the days a report covers, "
+                        "%(first)s to %(last)s."
+                    )
+                    % {
+                        "field": label,
+                        "day": day.isoformat(),
+                        "first": FIRST_DAY.isoformat(),
+                        "last": LAST_DAY.isoformat(),
+                    },
+                    code="bad_day",
+                    field=name,
+                )
         if self.end < self.start:
             raise ReportError(
                 _("The report ends on %(end)s, before it starts on %(start)s.")
@@ -123,10 +145,17 @@ class ReportFilter:
             )
 
 
-def incidents_for(user: User | None, flt: ReportFilter) -> QuerySet:
-    """Return the incidents `user` may see that `flt` selects; user None: every incident."""
+def incidents_for(
+    user: User | None, flt: ReportFilter, start: date | None = None, end: date | None = None
+) -> QuerySet:
+    """Return the incidents `user` may see that `flt` selects; user None: every incident.
+
+    `start` and `end` replace the filter's days (the bucket before the range, which may
+    lie before the first day a filter accepts)."""
     incidents = Incident.objects.all() if user is None else Incident.objects.visible_to(user)
-    incidents = incidents.filter(created_day__gte=flt.start, created_day__lte=flt.end)
+    incidents = incidents.filter(
+        created_day__gte=start or flt.start, created_day__lte=end or flt.end
+    )
     if flt.business_systems:
         incidents = incidents.filter(business_system_id__in=flt.business_systems)
     if flt.companies:
@@ -267,6 +296,10 @@ class ReportRow:
     extra: dict = field(default_factory=dict)
     start: date | None = None  # period rows: the bucket's first and last day
     end: date | None = None
+    # Period rows: the range cuts this bucket (partial) or the one it is compared with
+    # (previous_partial), so that a ratio of the two would compare unequal spans.
+    partial: bool = False
+    previous_partial: bool = False
 
     @property
     def count_change(self) -> int | None:
@@ -276,7 +309,11 @@ class ReportRow:
 
     @property
     def count_change_ratio(self) -> float | None:
+        """The change against the previous bucket as a share of it; None where there is
+        no previous count or either bucket is cut by the range (spans of unequal length)."""
         if self.previous is None or not self.previous.count:
+            return None
+        if self.partial or self.previous_partial:
             return None
         return self.count_change / self.previous.count
 
@@ -440,6 +477,18 @@ def _period_columns(period: str) -> dict:
     return {"p0": ExtractYear("created_day")}
 
 
+def bucket_count(period: str, start: date, end: date) -> int:
+    """Return how many buckets of `period` the days `start` to `end` touch, counted
+    without walking them."""
+    first, last = Bucket.of(period, start).start, Bucket.of(period, end).start
+    if period == "day":
+        return (last - first).days + 1
+    if period == "week":
+        return (last - first).days // 7 + 1
+    months = (last.year - first.year) * 12 + last.month - first.month
+    return months // {"month": 1, "quarter": 3, "year": 12}[period] + 1
+
+
 def _check(value: str, allowed: tuple[str, ...], option: str) -> None:
     if value not in allowed:
         raise ReportError(
@@ -459,13 +508,24 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
     """
     _check(period, PERIODS, "period")
     first = Bucket.of(period, flt.start)
+    buckets = bucket_count(period, flt.start, flt.end)
+    if buckets > MAX_BUCKETS:
+        raise ReportError(
+            _(
+                "The report would have %(buckets)d rows, more than %(most)d: choose a coarser "
+                "period or a shorter range."
+            )
+            % {"buckets": buckets, "most": MAX_BUCKETS},
+            code="too_many_buckets",
+            field="period",
+        )
     before = first.preceding()
     aligned = first.start == flt.start
-    scope = replace(flt, start=before.start) if aligned else flt
+    scope_start = before.start if aligned else flt.start
     columns = _period_columns(period)
     aggregates = _incident_sums(open_state_codes())
     rows = (
-        incidents_for(user, scope)
+        incidents_for(user, flt, start=scope_start)
         .annotate(**columns)
         .values(*columns)
         .annotate(**aggregates)
@@ -478,17 +538,19 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
     if aligned:
         previous_sums = sums.pop(before.key, _Sums())
     else:
-        earlier = replace(flt, start=before.start, end=before.end)
-        previous_sums = _Sums.from_row(incidents_for(user, earlier).aggregate(**aggregates))
+        earlier = incidents_for(user, flt, start=before.start, end=before.end)
+        previous_sums = _Sums.from_row(earlier.aggregate(**aggregates))
 
     report_rows = []
     total = _Sums()
     previous = previous_sums.figures()
+    previous_partial = False  # the bucket before the range is counted whole
     bucket = first
     while bucket.start <= flt.end:
         found = sums.get(bucket.key, _Sums())
         total += found
         figures = found.figures()
+        partial = bucket.start < flt.start or bucket.end > flt.end
         report_rows.append(
             ReportRow(
                 key=bucket.key,
@@ -497,9 +559,11 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
                 previous=previous,
                 start=max(bucket.start, flt.start),
                 end=min(bucket.end, flt.end),
+                partial=partial,
+                previous_partial=previous_partial,
             )
         )
-        previous = figures
+        previous, previous_partial = figures, partial
         bucket = bucket.following()
     return Report(
         kind="period",
@@ -704,18 +768,22 @@ def _tier_figures(row: dict) -> Figures:
 # ------------------------------------------------------------------------------ text
 
 
-def format_duration(seconds: float | None, language: str = "zh-hans") -> str:
-    """Write seconds as days, hours, minutes and seconds: 17713 → '4小时55分13秒'."""
+def format_duration(seconds: float | None, language: str = "zh-hans", days: bool = True) -> str:
+    """Write seconds as days, hours, minutes and seconds: 17713 → '4小时55分13秒'.
+
+    days=False counts the hours past 24 instead of days (107497 → '29小时51分37秒'): for
+    business time, whose hours are working hours, so that 24 of them are no day.
+    """
     if seconds is None:
         return "—"
     total = round(seconds)
     sign = "-" if total < 0 else ""
     minutes, secs = divmod(abs(total), 60)
     hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = {"days": days, "hours": hours, "minutes": minutes, "seconds": secs}
+    whole_days, hours = divmod(hours, 24) if days else (0, hours)
+    parts = {"days": whole_days, "hours": hours, "minutes": minutes, "seconds": secs}
     with translation.override(language):
-        if days:
+        if whole_days:
             text = _("%(days)d d %(hours)d h %(minutes)d min %(seconds)d s") % parts
         elif hours:
             text = _("%(hours)d h %(minutes)d min %(seconds)d s") % parts
@@ -794,7 +862,7 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
                 "; the mean handling time was %(handling)s (%(business)s in business time)"
             ) % {
                 "handling": format_duration(total.mean_handling_seconds, language),
-                "business": format_duration(total.mean_business_seconds, language),
+                "business": format_duration(total.mean_business_seconds, language, days=False),
             }
         if total.sla_met_ratio is not None:
             text += _(", and %(ratio)s of those with an SLA verdict met it") % {

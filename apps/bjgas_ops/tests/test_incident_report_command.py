@@ -9,6 +9,7 @@ number and date cells, no formula from a name), scope with --user, and bad optio
 
 import io
 import json
+import time
 import zipfile
 from datetime import date, datetime, timedelta
 
@@ -226,6 +227,68 @@ def test_bad_options_are_named(db, args, message):
     with pytest.raises(CommandError) as refused:
         run(*args, "--language", "en")
     assert message in str(refused.value)
+
+
+def test_cut_weeks_are_marked_partial_in_json(incidents):
+    # W10 (03-02..03-08) cut to 03-03..03-08 holds b; W11 cut to 03-09..03-10 holds c.
+    document = json.loads(
+        run("--from", "2026-03-03", "--to", "2026-03-10", "--period", "week", "--language", "en")
+    )
+    w10, w11 = document["groups"]
+    assert (w10["key"], w10["partial"], w10["count"], w10["start"]) == (
+        "2026-W10",
+        True,
+        1,
+        "2026-03-03",
+    )
+    assert (w11["key"], w11["partial"], w11["count"], w11["end"]) == (
+        "2026-W11",
+        True,
+        1,
+        "2026-03-10",
+    )
+    # 1 against 1 would be 0.0, but the spans differ: no ratio.
+    assert (w11["count_change"], w11["count_change_ratio"]) == (0, None)
+
+    whole = json.loads(run("--from", "2026-03-02", "--to", "2026-03-15", "--period", "week"))
+    assert [row["partial"] for row in whole["groups"]] == [False, False]
+    # W11 (c) against the whole W10 (a, b): -1 of 2.
+    assert whole["groups"][1]["count_change_ratio"] == -0.5
+
+
+def test_a_range_too_long_fails_fast(db):
+    started = time.monotonic()
+    with pytest.raises(CommandError) as refused:
+        run("--from", "1970-01-01", "--to", "2999-12-31", "--period", "day", "--language", "en")
+    assert time.monotonic() - started < 5
+    message = str(refused.value)
+    assert message.startswith("--period: The report would have ")
+    assert message.endswith("rows, more than 5000: choose a coarser period or a shorter range.")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--from", "1000-01-01", "--to", "9000-12-31", "--period", "day"],
+         "--from: The first day 1000-01-01 is outside the days a report covers, "
+         "1970-01-01 to 2999-12-31."),
+        (["--from", "2016-01-01", "--to", "9000-12-31", "--group-by", "priority"],
+         "--to: The last day 9000-12-31 is outside the days a report covers"),
+    ],
+)  # fmt: skip
+def test_days_outside_the_reported_years_are_named(db, args, message):
+    with pytest.raises(CommandError) as refused:
+        run(*args, "--language", "en")
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("output_format", ["xlsx", "json"])
+def test_an_output_that_cannot_be_written_is_named(incidents, output_format):
+    path = "/nonexistent/dir/x." + output_format
+    with pytest.raises(CommandError) as refused:
+        run(*MARCH, "--period", "week", "--format", output_format, "--output", path,
+            "--language", "en")  # fmt: skip
+    assert str(refused.value).startswith(f"--output: cannot write {path} (")
 
 
 def test_bad_options_in_chinese_by_default(db):

@@ -28,6 +28,7 @@ from apps.bjgas_ops.services.reports import (
     Bucket,
     ReportError,
     ReportFilter,
+    bucket_count,
     describe_range,
     format_duration,
     group_report,
@@ -226,6 +227,85 @@ def test_a_range_ending_before_it_starts_is_refused():
         ReportFilter(date(2026, 3, 2), date(2026, 3, 1))
 
 
+@pytest.mark.parametrize(
+    "start, end, field",
+    [
+        (date(1, 1, 1), date(1, 1, 5), "start"),
+        (date(1969, 12, 31), date(2026, 3, 1), "start"),
+        (date(9999, 12, 25), date(9999, 12, 31), "start"),
+        (date(2999, 12, 25), date(3000, 1, 1), "end"),
+    ],
+)
+def test_days_outside_the_reported_years_are_refused(start, end, field):
+    with translation.override("en"), pytest.raises(ReportError) as refused:
+        ReportFilter(start, end)
+    assert refused.value.field == field
+    assert "is outside the days a report covers, 1970-01-01 to 2999-12-31" in str(refused.value)
+
+
+def test_the_first_and_last_reported_days_make_reports(incidents):
+    weeks = period_report(None, ReportFilter(date(1970, 1, 1), date(1970, 1, 5)), "week")
+    # 1970-01-01 is a Thursday of 1970-W01 (12-29 to 01-04); 01-05 starts W02.
+    assert counts(weeks) == [("1970-W01", 0), ("1970-W02", 0)]
+    months = period_report(None, ReportFilter(date(2999, 12, 25), date(2999, 12, 31)), "month")
+    assert counts(months) == [("2999-12", 0)]
+    assert months.rows[0].partial
+
+
+@pytest.mark.parametrize(
+    "period, start, end, buckets",
+    [
+        ("day", date(2016, 1, 1), date(2016, 12, 31), 366),
+        ("week", date(2016, 2, 29), date(2016, 3, 20), 3),
+        ("week", date(2016, 3, 1), date(2016, 3, 21), 4),
+        ("month", date(2016, 1, 15), date(2016, 3, 1), 3),
+        ("quarter", date(2016, 2, 1), date(2017, 1, 1), 5),
+        ("year", date(1970, 1, 1), date(2999, 12, 31), 1030),
+    ],
+)
+def test_bucket_count(period, start, end, buckets):
+    assert bucket_count(period, start, end) == buckets
+
+
+def test_a_period_report_has_at_most_5000_rows(db, django_assert_max_num_queries):
+    # 2000-01-01 + 4999 days: exactly 5000 days.
+    flt = ReportFilter(date(2000, 1, 1), date(2000, 1, 1) + timedelta(days=4999))
+    assert len(period_report(None, flt, "day").rows) == 5000
+    longer = ReportFilter(flt.start, flt.end + timedelta(days=1))
+    with (
+        translation.override("en"),
+        django_assert_max_num_queries(0),
+        pytest.raises(ReportError) as refused,
+    ):
+        period_report(None, longer, "day")
+    assert refused.value.field == "period"
+    assert str(refused.value) == (
+        "The report would have 5001 rows, more than 5000: choose a coarser period or a "
+        "shorter range."
+    )
+
+
+def test_cut_buckets_are_partial_and_have_no_change_ratio(incidents):
+    # W09 cut to 02-28..03-01 (i2; i1 on 02-27 is before) against the whole W08 (i0);
+    # W10 whole (i3, i4) against the cut W09.
+    w09, w10 = period_report(None, ReportFilter(date(2026, 2, 28), date(2026, 3, 8)), "week").rows
+    assert (w09.partial, w09.figures.count, w09.previous.count) == (True, 1, 1)
+    assert (w09.count_change, w09.count_change_ratio) == (0, None)
+    assert (w10.partial, w10.previous_partial, w10.figures.count) == (False, True, 2)
+    assert (w10.count_change, w10.count_change_ratio) == (1, None)
+
+    # The last bucket cut at its end: W10 whole against the whole W09 (i2 and i1).
+    w10, w11 = period_report(None, ReportFilter(date(2026, 3, 2), date(2026, 3, 10)), "week").rows
+    assert (w10.partial, w10.previous.count, w10.count_change_ratio) == (False, 2, 0.0)
+    assert (w11.partial, w11.end, w11.figures.count, w11.count_change_ratio) == (
+        True,
+        date(2026, 3, 10),
+        0,
+        None,
+    )
+    assert w11.count_change == -2
+
+
 # ------------------------------------------------------------------------------ groups
 
 
@@ -407,6 +487,22 @@ def test_format_duration():
     assert format_duration(59.6) == "1分0秒"
     assert format_duration(5, "en") == "5 s"
     assert format_duration(None) == "—"
+
+
+def test_format_duration_of_business_time_has_no_days():
+    # 107497 s = 29 * 3600 + 51 * 60 + 37: working hours, so no '1 day'.
+    assert format_duration(107497, days=False) == "29小时51分37秒"
+    assert format_duration(107497, "en", days=False) == "29 h 51 min 37 s"
+    assert format_duration(107497) == "1天5小时51分37秒"
+    assert format_duration(-90000, "en", days=False) == "-25 h 0 min 0 s"
+    assert format_duration(59.6, days=False) == "1分0秒"
+
+
+def test_the_narrative_writes_business_time_in_hours(incidents):
+    # March: i2, i3, i5 resolved; business (1800 + 3600 + 316091) / 3 = 107163.67 s.
+    Incident.objects.filter(pk=incidents["i5"].pk).update(business_seconds=316091)
+    text = narrative(None, MARCH, "en")
+    assert "the mean handling time was 2 h 38 min 24 s (29 h 46 min 4 s in business time)" in (text)
 
 
 def test_describe_range():

@@ -82,6 +82,8 @@ class Command(BaseCommand):
             )
         if options["errors"]:
             _write_errors(Path(options["errors"]), summary.errors)
+        if summary.rows == 0:
+            raise CommandError(_("The file holds no rows below its header: nothing to import."))
         if summary.refused:
             raise CommandError(
                 _("Nothing was imported: %(count)s bad rows (see above).")
@@ -143,4 +145,12 @@ def _write_errors(path: Path, errors) -> None:
         writer = csv.writer(handle)
         writer.writerow([_("row"), _("number"), _("column"), _("reason")])
         for error in errors:
-            writer.writerow([error.row, error.number, error.column, error.reason])
+            writer.writerow(
+                [error.row, _as_text(error.number), _as_text(error.column), _as_text(error.reason)]
+            )
+
+
+def _as_text(value: str) -> str:
+    """Keep a spreadsheet from reading a value as a formula (the file's own text)."""
+    value = value or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -7,8 +7,9 @@
 One of --period, --group-by or --tiers chooses the report. JSON goes to standard output
 (or --output); each group carries count, resolved, open, imported, mean_handling_seconds,
 mean_business_seconds, sla_met, sla_breached and sla_met_ratio, period rows also the
-previous period's figures and the change. With --user the report counts only what that
-user may see; without it, every incident.
+previous period's figures and the change, and "partial": true when the range cuts the
+bucket (no change ratio is given then, nor for the bucket after it). With --user the report
+counts only what that user may see; without it, every incident.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ...services.reports import (
     GROUP_FIELDS,
     PERIODS,
     Report,
+    ReportError,
     ReportFilter,
     ReportRow,
     group_report,
@@ -40,6 +42,8 @@ from ...services.reports import (
 )
 
 FORMATS = ("json", "xlsx")
+# The option that a report error's field comes from.
+ERROR_OPTIONS = {"start": "--from", "end": "--to", "period": "--period", "group_by": "--group-by"}
 
 
 class Command(BaseCommand):
@@ -110,7 +114,11 @@ class Command(BaseCommand):
                 _bad_choice("--language", language, [code for code, _n in settings.LANGUAGES])
             )
         with translation.override(language):
-            self._run(options, language)
+            try:
+                self._run(options, language)
+            except ReportError as exc:
+                option = ERROR_OPTIONS.get(exc.field)
+                raise CommandError(f"{option}: {exc}" if option else str(exc)) from None
 
     def _run(self, options: dict, language: str) -> None:
         flt = _report_filter(options)
@@ -123,13 +131,19 @@ class Command(BaseCommand):
 
         report = _report(user, flt, options)
         if output_format == "xlsx":
-            build_workbook(report).save(options["output"])
+            try:
+                build_workbook(report).save(options["output"])
+            except OSError as exc:
+                raise CommandError(_cannot_write(options["output"], exc)) from None
             self.stderr.write(_("Wrote %(path)s.") % {"path": options["output"]})
             return
         document = report_document(report, user, narrative(user, flt, language))
         text = json.dumps(document, ensure_ascii=False, indent=2)
         if options["output"]:
-            Path(options["output"]).write_text(text + "\n", encoding="utf-8")
+            try:
+                Path(options["output"]).write_text(text + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(_cannot_write(options["output"], exc)) from None
             self.stderr.write(_("Wrote %(path)s.") % {"path": options["output"]})
         else:
             self.stdout.write(text)
@@ -161,7 +175,7 @@ def report_document(report: Report, user: User | None, summary: str) -> dict:
 def _row_document(row: ReportRow) -> dict:
     item = {"key": row.key, "label": row.label, **row.figures.as_dict()}
     if row.start is not None:
-        item.update(start=row.start.isoformat(), end=row.end.isoformat())
+        item.update(start=row.start.isoformat(), end=row.end.isoformat(), partial=row.partial)
     if row.previous is not None:
         item.update(
             previous=row.previous.as_dict(),
@@ -252,6 +266,13 @@ def _user(username: str | None) -> User | None:
             _("--user: '%(name)s' is inactive and sees no incident.") % {"name": username}
         )
     return user
+
+
+def _cannot_write(path: str, exc: OSError) -> str:
+    return _("--output: cannot write %(path)s (%(reason)s).") % {
+        "path": path,
+        "reason": exc.strerror or exc,
+    }
 
 
 def _bad_choice(option: str, value: str, allowed) -> str:
