@@ -265,7 +265,7 @@ class ImportJobAdmin(DeskAdmin):
             "list_url": reverse("admin:bjgas_ops_importjob_changelist"),
             "facts": [
                 (_("file layout"), job.get_format_display()),
-                (_("column mapping"), job.mapping or "-"),
+                (_("column mapping"), service.mapping_name(job) or "-"),
                 (_("time zone of the file's times"), options.get("zone") or settings.TIME_ZONE),
                 (_("company"), company or _("the top company")),
                 (_("all or nothing"), _("yes") if options.get("strict") else _("no")),

@@ -326,6 +326,7 @@ def import_servicenow(
             company=company,
             actor=actor,
             progress=progress,
+            strict=strict,
         )
     except ImportRefused as refused:
         summary.errors = summary.errors + refused.errors

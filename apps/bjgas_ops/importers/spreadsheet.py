@@ -34,12 +34,11 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import translation
-from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from apps.bjgas_platform.choices import SupportTier
-from apps.bjgas_platform.models import BusinessSystem, Company, Department, SupportGroup
+from apps.bjgas_platform.models import SupportGroup
 
 from ..choices import Priority
 from ..models import Channel, ImportFormat, ImportMapping, Incident
@@ -57,6 +56,7 @@ from .common import parse_time as read_time
 from .records import ImportedIncident, ImportEvent, ImportRefused, ImportSummary, RowError
 
 DEFAULT_SOURCE = "spreadsheet"
+MAPPING_SOURCE = "sheet"
 READ_STAGE = "read"
 
 # Kinds of value a column holds; each has its parser below.
@@ -203,20 +203,42 @@ class MappingSpec:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     time_format: str = ""
     name: str = ""
+    pk: int | None = None  # the saved mapping's id: the incidents' source (see source_system_for)
 
     @classmethod
-    def of(cls, mapping: ImportMapping | MappingSpec | None) -> MappingSpec:
+    def of(cls, mapping: ImportMapping | MappingSpec | dict | None) -> MappingSpec:
+        """The spec of a saved mapping, or of its snapshot (a dict, see `snapshot`)."""
         if mapping is None:
             return cls()
         if isinstance(mapping, MappingSpec):
             return mapping
-        columns = {ALIASES.get(k, k): str(v) for k, v in (mapping.columns or {}).items() if v}
+        if isinstance(mapping, dict):
+            get = mapping.get
+        else:
+
+            def get(name, default=None):
+                return getattr(mapping, name, default)
+
+        columns = {ALIASES.get(k, k): str(v) for k, v in (get("columns") or {}).items() if v}
         values = {
             ALIASES.get(k, k): {str(theirs).strip(): ours for theirs, ours in v.items()}
-            for k, v in (mapping.values or {}).items()
+            for k, v in (get("values") or {}).items()
             if isinstance(v, dict)
         }
-        return cls(columns, values, mapping.time_format or "", mapping.name)
+        return cls(columns, values, get("time_format") or "", get("name") or "", get("pk"))
+
+
+def snapshot(mapping: ImportMapping) -> dict:
+    """A mapping's settings as plain values, kept with a job so that later edits or the
+    mapping's deletion do not change what the job imports."""
+    return {
+        "pk": mapping.pk,
+        "name": mapping.name,
+        "format": mapping.format,
+        "columns": mapping.columns or {},
+        "values": mapping.values or {},
+        "time_format": mapping.time_format or "",
+    }
 
 
 def check_mapping(layout: str, columns: dict, values: dict) -> list[str]:
@@ -238,11 +260,12 @@ def check_mapping(layout: str, columns: dict, values: dict) -> list[str]:
     return problems
 
 
-def source_system_for(mapping: ImportMapping | MappingSpec | None) -> str:
-    """The source recorded on the incidents: 'spreadsheet', or the mapping's name as a slug."""
-    name = getattr(mapping, "name", "") if mapping is not None else ""
-    slug = slugify(name, allow_unicode=True)[:30] if name else ""
-    return slug or DEFAULT_SOURCE
+def source_system_for(mapping: ImportMapping | MappingSpec | dict | None) -> str:
+    """The source recorded on the incidents: 'spreadsheet' without a mapping, else
+    'sheet-<the mapping's id>'. Renaming a mapping keeps its incidents' source, and no
+    name can make it another importer's ('servicenow')."""
+    pk = MappingSpec.of(mapping).pk
+    return f"{MAPPING_SOURCE}-{pk}" if pk else DEFAULT_SOURCE
 
 
 def _norm(header: str) -> str:
@@ -356,6 +379,7 @@ class ValueReader:
             **{f"t{n}": n for n in (1, 2, 3)},
             **{f"{word}线支持": n for n, word in ((1, "一"), (2, "二"), (3, "三"))},
         }
+        self.limits = text_limits()
 
     def read(self, f: Field, raw: Any) -> Any:
         """Return the value of a cell (None when empty); ValueError with a reason when bad."""
@@ -388,6 +412,14 @@ class ValueReader:
 
     def _text(self, value, raw) -> str:
         return _text(value)
+
+    def check_length(self, name: str, value: Any) -> None:
+        """ValueError when a text is longer than the column it is stored in."""
+        limit = self.limits.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            from .writer import too_long_reason
+
+            raise ValueError(too_long_reason(len(value), limit))
 
     def _time(self, value, raw) -> datetime:
         try:
@@ -467,6 +499,14 @@ class ValueReader:
         return int(float(text))
 
 
+def text_limits() -> dict[str, int]:
+    """The longest text of each field (a person's name: the longest full name)."""
+    from .writer import MAX_NAME, _limits
+
+    limits = {n: v for n, v in _limits().items() if n != "key"}  # the key has its own message
+    return {**limits, "requester": MAX_NAME, "assignee": MAX_NAME, "resolved_by": MAX_NAME}
+
+
 def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # Excel keeps numbers as floats: 1001.0 is the number 1001
@@ -499,12 +539,14 @@ class _Row:
         self.errors: list[RowError] = []
         self.columns = columns
         key_at = columns.index.get("key")
-        self.key = _text(cells[key_at]) if key_at is not None and key_at < len(cells) else ""
+        key = cells[key_at] if key_at is not None and key_at < len(cells) else None
+        self.key = "" if key is None else _text(key)  # an empty Excel cell is None
         for name, at in columns.index.items():
             f = reader.fields[name]
             raw = self.raw[name] = cells[at] if at < len(cells) else None
             try:
                 value = reader.read(f, raw)
+                reader.check_length(name, value)
             except ValueError as exc:
                 self.fail(name, str(exc))
                 continue
@@ -806,6 +848,7 @@ def import_spreadsheet(
             company=company,
             actor=actor,
             progress=progress,
+            strict=strict,
         )
     except ImportRefused as exc:
         _name_columns(exc.errors, read.headers)
@@ -816,21 +859,18 @@ def import_spreadsheet(
             seconds=time.monotonic() - started,
         )
     summary.rows = read.rows
+    _name_columns(summary.errors, read.headers)
     summary.errors = sorted([*read.errors, *summary.errors], key=lambda e: e.row)
     summary.seconds = time.monotonic() - started
     return summary
 
 
 def _name_columns(errors: list[RowError], headers: dict[str, str]) -> None:
-    """Name the file's column in the writer's errors about companies, departments, systems."""
-    shown = {
-        str(model._meta.verbose_name): headers.get(name)
-        for name, model in (
-            ("company", Company),
-            ("department", Department),
-            ("business_system", BusinessSystem),
-        )
-    }
+    """Name the file's column (its header) in the writer's errors."""
+    from .writer import LABELLED, field_label
+
+    headers = {**headers, "opened_by": headers.get("actor") or headers.get("requester")}
+    shown = {field_label(name): headers.get(name) for name in LABELLED}
     for error in errors:
         if shown.get(error.column):
             error.column = shown[error.column]
@@ -851,7 +891,7 @@ def template_workbook(mapping: ImportMapping | None = None) -> bytes:
     states = StateInfo.load()
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = _("Incidents")
+    sheet.title = pgettext("sheet title", "Incidents")
     bold = Font(bold=True)
     required_font = Font(bold=True, color="C00000")
     head_fill = PatternFill("solid", fgColor="DDEBF7")

@@ -15,6 +15,11 @@ comments and attachments stay, its log, history, segments and clocks are replace
 People, support groups, categories and sites the source names are created once each,
 marked as coming from the import; people match existing accounts by user name or full
 name first. Imported accounts cannot log in.
+
+Incidents naming a company, department or business system that does not exist, holding a
+text longer than its column, or whose number another incident already uses are left out
+and reported as row errors (the rest is written); with `strict`, any of them refuses the
+whole import (`ImportRefused`) and nothing is written.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from apps.bjgas_platform.models import (
     BusinessCalendar,
@@ -68,8 +74,10 @@ def write_incidents(
     actor: User | None = None,
     progress: Progress | None = None,
     now=None,
+    strict: bool = False,
 ) -> ImportSummary:
-    """Store the incidents in one transaction; raise ImportRefused if a row names nothing."""
+    """Store the incidents in one transaction; bad incidents are left out and reported in
+    `errors` (with `strict`: ImportRefused with all of them, and nothing is written)."""
     started = time.monotonic()
     items = list(incidents)
     summary = ImportSummary(incidents=len(items))
@@ -78,6 +86,14 @@ def write_incidents(
     step = progress or (lambda stage, done, total: None)
     with transaction.atomic():
         plan = _Plan(source_system, company, actor, now or timezone.now())
+        items, errors = plan.check(items)
+        if errors and strict:
+            raise ImportRefused(errors)
+        summary.errors = errors
+        summary.incidents = len(items)
+        if not items:
+            summary.seconds = time.monotonic() - started
+            return summary
         plan.resolve_references(items)
         _create_changes_table()
         step("prepare", 0, len(items))
@@ -88,6 +104,74 @@ def write_incidents(
         plan.write_history()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def field_label(name: str) -> str:
+    """The name of an `ImportedIncident` field as the writer's errors show it (column)."""
+    model_names = {
+        "company": Company,
+        "department": Department,
+        "business_system": BusinessSystem,
+    }
+    if name in model_names:
+        return str(model_names[name]._meta.verbose_name)
+    incident_fields = {
+        "key": "number",
+        "title": "title",
+        "resolution_code": "resolution_code",
+        "category": "category",
+        "location": "region",
+        "support_group": "support_group",
+        "requester": "requester",
+        "assignee": "assignee",
+    }
+    if name in incident_fields:
+        return str(Incident._meta.get_field(incident_fields[name]).verbose_name)
+    return {
+        "subcategory": pgettext("import column", "subcategory"),
+        "opened_by": pgettext("import column", "opened by"),
+        "resolved_by": pgettext("import column", "resolved by"),
+    }.get(name, name)
+
+
+LABELLED = (
+    "key", "title", "resolution_code", "category", "subcategory", "location", "support_group",
+    "requester", "opened_by", "resolved_by", "assignee", "company", "department",
+    "business_system",
+)  # fmt: skip
+
+
+def _limits() -> dict[str, int]:
+    """The longest text each field may hold, from the columns it is stored in."""
+    category = IncidentCategory._meta.get_field("name").max_length
+    return {
+        "key": Incident._meta.get_field("number").max_length,
+        "title": Incident._meta.get_field("title").max_length,
+        "resolution_code": Incident._meta.get_field("resolution_code").max_length,
+        "category": category,
+        "subcategory": category,
+        "location": Region._meta.get_field("name").max_length,
+        "support_group": SupportGroup._meta.get_field("name").max_length,
+    }
+
+
+def too_long_reason(length: int, limit: int) -> str:
+    return _("the text is %(length)s characters long; at most %(max)s are allowed") % {
+        "length": length,
+        "max": limit,
+    }
+
+
+def _code(source: str, *names: str, limit: int = 40) -> str:
+    """A unique code of a name (below its parents' names) made by an import, at most `limit`
+    characters: readable when it fits, else the source and a hash of the names."""
+    code = ".".join([source, *(_slug(n) for n in names)])
+    if len(code) <= limit:
+        return code
+    digest = hashlib.sha1(
+        "\x1f".join([source, *names]).encode(), usedforsecurity=False
+    ).hexdigest()[:20]
+    return f"{source[: limit - len(digest) - 1]}.{digest}"
 
 
 def _slug(text: str) -> str:
@@ -163,18 +247,81 @@ class _Plan:
             )
         return roots[0]
 
+    def check(self, items: list[ImportedIncident]) -> tuple[list[ImportedIncident], list[RowError]]:
+        """Split the incidents into those that can be written and errors about the others:
+        unknown companies, departments and systems, texts longer than their column, names
+        longer than a person's name, numbers another incident already uses."""
+        errors: list[RowError] = []
+        bad: set[int] = set()
+
+        def fail(item: ImportedIncident, name: str, reason: str) -> None:
+            errors.append(RowError(item.row, item.key, reason, column=field_label(name)))
+            bad.add(id(item))
+
+        self.companies = self._lookup(Company, items, "company", fail)
+        self.departments = self._lookup(Department, items, "department", fail)
+        self.systems = self._lookup(BusinessSystem, items, "business_system", fail)
+        limits = _limits()
+        for item in items:
+            texts = [(n, getattr(item, n)) for n in limits if n != "support_group"]
+            texts += [("support_group", e.support_group) for e in item.events]
+            reported = set()
+            for name, value in texts:
+                if value and len(value) > limits[name] and name not in reported:
+                    reported.add(name)
+                    fail(item, name, too_long_reason(len(value), limits[name]))
+        self._check_names(items, fail)
+        self._check_numbers(items, fail)
+        errors.sort(key=lambda e: e.row)
+        return [i for i in items if id(i) not in bad], errors
+
+    def _check_names(self, items: list[ImportedIncident], fail) -> None:
+        """Names longer than a person's name, unless they are an existing user name."""
+
+        def names(item):
+            yield from (
+                ("requester", item.requester),
+                ("opened_by", item.opened_by),
+                ("resolved_by", item.resolved_by),
+            )
+            yield from (("assignee", e.assignee) for e in item.events)
+
+        long = {n for i in items for _f, n in names(i) if n and len(n) > MAX_NAME}
+        if not long:
+            return
+        known = set(User.objects.filter(username__in=long).values_list("username", flat=True))
+        for item in items:
+            reported = set()
+            for name, value in names(item):
+                if value in long and value not in known and value not in reported:
+                    reported.add(value)
+                    fail(
+                        item,
+                        name,
+                        _("The name '%(name)s' is longer than %(max)s characters.")
+                        % {"name": value, "max": MAX_NAME},
+                    )
+
+    def _check_numbers(self, items: list[ImportedIncident], fail) -> None:
+        """Incidents whose number another incident (not imported from here) already uses."""
+        keys = [i.key for i in items]
+        taken: set[str] = set()
+        for start in range(0, len(keys), BATCH):
+            chunk = keys[start : start + BATCH]
+            ours = set(
+                Incident.objects.filter(source_system=self.source, source_key__in=chunk)
+                .values_list("source_key", flat=True)
+            )  # fmt: skip
+            taken.update(
+                Incident.objects.filter(number__in=[k for k in chunk if k not in ours])
+                .values_list("number", flat=True)
+            )  # fmt: skip
+        for item in items:
+            if item.key in taken:
+                fail(item, "key", _("The number is already used by another incident."))
+
     def resolve_references(self, items: list[ImportedIncident]) -> None:
         """Find or create every person, group, category and site the rows name."""
-        errors: list[RowError] = []
-        self.companies = self._lookup(Company, {i.company for i in items}, "company", items, errors)
-        self.departments = self._lookup(
-            Department, {i.department for i in items}, "department", items, errors
-        )
-        self.systems = self._lookup(
-            BusinessSystem, {i.business_system for i in items}, "business_system", items, errors
-        )
-        if errors:
-            raise ImportRefused(errors)
         years = {i.opened_at.year for i in items} | {
             e.at.year for i in items for e in i.events[-1:]
         }
@@ -195,8 +342,8 @@ class _Plan:
         self.categories = self._categories(items)
         self.regions = self._regions({i.location for i in items} - {None})
 
-    def _lookup(self, model, names: set, field: str, items, errors) -> dict[str, int]:
-        names = {n for n in names if n}
+    def _lookup(self, model, items, field: str, fail) -> dict[str, int]:
+        names = {getattr(i, field) for i in items} - {None, ""}
         if not names:
             return {}
         found: dict[str, int] = {}
@@ -208,14 +355,11 @@ class _Plan:
         for item in items:
             value = getattr(item, field)
             if value and value not in found:
-                errors.append(
-                    RowError(
-                        item.row,
-                        item.key,
-                        _("No %(model)s has the code or name '%(value)s'.")
-                        % {"model": model._meta.verbose_name, "value": value},
-                        column=str(model._meta.verbose_name),
-                    )
+                fail(
+                    item,
+                    field,
+                    _("No %(model)s has the code or name '%(value)s'.")
+                    % {"model": model._meta.verbose_name, "value": value},
                 )
         return found
 
@@ -232,20 +376,7 @@ class _Plan:
                 found.setdefault(username, pk)
             elif full_name in names:
                 found.setdefault(full_name, pk)
-        missing = sorted(names - found.keys())
-        too_long = [n for n in missing if len(n) > MAX_NAME]
-        if too_long:
-            raise ImportRefused(
-                [
-                    RowError(
-                        0,
-                        "",
-                        _("The name '%(name)s' is longer than %(max)s characters.")
-                        % {"name": n, "max": MAX_NAME},
-                    )
-                    for n in too_long
-                ]
-            )
+        missing = sorted(names - found.keys())  # all fit: check() left out longer names
         password = make_password(None)
         User.objects.bulk_create(
             [
@@ -279,7 +410,7 @@ class _Plan:
                 self.group_tiers[pk] = tier
         missing = sorted(names - found.keys())
         SupportGroup.objects.bulk_create(
-            [SupportGroup(code=f"{self.source}.{_slug(n)}", name=n) for n in missing]
+            [SupportGroup(code=_code(self.source, n), name=n) for n in missing]
         )
         found.update(SupportGroup.objects.filter(name__in=missing).values_list("name", "pk"))
         return found
@@ -287,9 +418,7 @@ class _Plan:
     def _regions(self, names: set[str]) -> dict[str, int]:
         found = dict(Region.objects.filter(name__in=names).values_list("name", "pk"))
         missing = sorted(names - found.keys())
-        Region.objects.bulk_create(
-            [Region(code=f"{self.source}.{_slug(n)}", name=n) for n in missing]
-        )
+        Region.objects.bulk_create([Region(code=_code(self.source, n), name=n) for n in missing])
         found.update(Region.objects.filter(name__in=missing).values_list("name", "pk"))
         return found
 
@@ -300,7 +429,7 @@ class _Plan:
             found.setdefault((parent, name) if parent else (name,), pk)
         tops = sorted({(i.category,) for i in items if i.category} - found.keys())
         IncidentCategory.objects.bulk_create(
-            [IncidentCategory(code=f"{self.source}.{_slug(n)}", name=n) for (n,) in tops]
+            [IncidentCategory(code=_code(self.source, n), name=n) for (n,) in tops]
         )
         for pk, name in IncidentCategory.objects.filter(
             parent__isnull=True, name__in=[n for (n,) in tops]
@@ -313,7 +442,7 @@ class _Plan:
         IncidentCategory.objects.bulk_create(
             [
                 IncidentCategory(
-                    code=f"{self.source}.{_slug(parent)}.{_slug(name)}"[:40],
+                    code=_code(self.source, parent, name),
                     name=name,
                     parent_id=found[(parent,)],
                 )
@@ -342,7 +471,7 @@ class _Plan:
             workflow_id=self.workflow.pk,
             state=state,
             number=existing[1] if existing else item.key,
-            title=(item.title or item.key)[:200],
+            title=item.title or item.key,
             description=item.description,
             requester_id=user[item.requester or UNKNOWN_PERSON],
             company_id=self.companies.get(item.company, self.company.pk),
@@ -355,7 +484,7 @@ class _Plan:
             impact=item.impact or Level.MEDIUM,
             priority=priority,
             severity=item.severity,
-            resolution_code=item.resolution_code[:50],
+            resolution_code=item.resolution_code,
             created_at=opened,
             created_day=local_day(opened),
             resolved_at=item.resolved_at,
@@ -454,18 +583,6 @@ class _Plan:
                 source_system=self.source, source_key__in=[i.key for i in chunk]
             ).values_list("pk", "source_key", "number")
         }
-        taken = set(
-            Incident.objects.filter(number__in=[i.key for i in chunk if i.key not in existing])
-            .values_list("number", flat=True)
-        )  # fmt: skip
-        if taken:
-            raise ImportRefused(
-                [
-                    RowError(i.row, i.key, _("The number is already used by another incident."))
-                    for i in chunk
-                    if i.key in taken
-                ]
-            )
         built = [self.build(item, existing.get(item.key)) for item in chunk]
         clock_lists = derive_history_clocks(
             [(b.incident, b.logs) for b in built], self.now, make=_Row

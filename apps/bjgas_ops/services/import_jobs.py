@@ -65,7 +65,12 @@ def create_import_job(
     company: Company | None = None,
     strict: bool = False,
 ) -> ImportJob:
-    """Save an uploaded file as a queued job and run it in the background after commit."""
+    """Save an uploaded file as a queued job and run it in the background after commit.
+
+    The mapping's settings are copied into the job (`options["mapping"]`): the job imports
+    with the mapping as it was when queued, even if it is edited or deleted meanwhile.
+    """
+    from ..importers.spreadsheet import snapshot
     from ..tasks import run_import_job as task
 
     job = ImportJob(
@@ -77,6 +82,7 @@ def create_import_job(
             "company": company.pk if company else None,
             "strict": bool(strict),
             "language": translation.get_language() or settings.LANGUAGE_CODE,
+            "mapping": snapshot(mapping) if mapping is not None else None,
         },
         created_by=user,
     )
@@ -201,7 +207,27 @@ def _run(job: ImportJob, path: Path, progress: JobProgress) -> ImportSummary:
         from ..importers.common import resolve_zone
 
         return import_servicenow(path, zone=resolve_zone(zone), **common)
-    return import_spreadsheet(path, layout=job.format, mapping=job.mapping, zone=zone, **common)
+    return import_spreadsheet(
+        path, layout=job.format, mapping=job_mapping(job), zone=zone, **common
+    )
+
+
+def job_mapping(job: ImportJob):
+    """The mapping a job imports with: its snapshot, else (older jobs) the saved mapping."""
+    from ..importers.spreadsheet import MappingSpec
+
+    kept = (job.options or {}).get("mapping")
+    if kept:
+        return MappingSpec.of(kept)
+    return job.mapping
+
+
+def mapping_name(job: ImportJob) -> str:
+    """The name of the job's mapping, also once the mapping has been deleted ('' if none)."""
+    if job.mapping is not None:
+        return job.mapping.name
+    kept = (job.options or {}).get("mapping") or {}
+    return kept.get("name") or ""
 
 
 @contextmanager

@@ -290,3 +290,57 @@ def test_requester_sees_no_import_pages(client, world):
     login(client, world.zhang)
     for name in ("importjob_changelist", "importjob_add", "importmapping_changelist"):
         assert client.get(reverse(f"admin:bjgas_ops_{name}")).status_code == 403
+
+
+def test_job_keeps_its_mapping_when_the_mapping_is_deleted(
+    client, world, clock, boss, django_capture_on_commit_callbacks
+):
+    mapping = ImportMapping.objects.create(
+        name="旧台账",
+        format=ImportFormat.ROWS,
+        columns={"key": "工单号", "opened_at": "发生时间"},
+        time_format="%Y.%m.%d %H:%M",
+    )
+    old_pk = mapping.pk
+    upload = SimpleUploadedFile(
+        "ledger.csv", "工单号,标题,发生时间\nJ1,打印机,2026.03.02 09:00\n".encode(), "text/csv"
+    )
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        job = create_import_job(
+            boss, upload, layout=ImportFormat.ROWS, mapping=mapping, company=world.hq
+        )
+    mapping.delete()  # while the job waits for a worker
+
+    run_queued(queued)
+
+    job.refresh_from_db()
+    assert job.mapping is None and job.status == ImportStatus.DONE
+    assert (job.created, job.errors) == (1, [])
+    j1 = Incident.objects.get(source_system=f"sheet-{old_pk}", source_key="J1")
+    assert j1.created_at == local(2026, 3, 2, 9, 0)  # read with the mapping's time format
+    login(client, boss)
+    page = client.get(job_url(job)).content.decode()
+    assert "旧台账" in page
+
+
+def test_editing_a_mapping_does_not_change_a_queued_job(
+    world, clock, boss, django_capture_on_commit_callbacks
+):
+    mapping = ImportMapping.objects.create(
+        name="台账", format=ImportFormat.ROWS, columns={"key": "工单号"}
+    )
+    upload = SimpleUploadedFile(
+        "ledger.csv", "工单号,标题,报障时间\nJ2,网络,2026-03-02 09:00\n".encode(), "text/csv"
+    )
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        job = create_import_job(
+            boss, upload, layout=ImportFormat.ROWS, mapping=mapping, company=world.hq
+        )
+    mapping.columns = {"key": "Ticket"}
+    mapping.save()
+
+    run_queued(queued)
+
+    job.refresh_from_db()
+    assert (job.status, job.created) == (ImportStatus.DONE, 1)
+    assert Incident.objects.filter(source_system=f"sheet-{mapping.pk}", source_key="J2").exists()

@@ -9,9 +9,17 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import translation
 from openpyxl import load_workbook
 
+from apps.bjgas_ops.importers.records import ImportedIncident, ImportRefused
 from apps.bjgas_ops.importers.spreadsheet import import_spreadsheet, template_workbook
-from apps.bjgas_ops.models import ImportFormat, ImportMapping, Incident, IncidentSegment
-from apps.bjgas_platform.models import SupportGroup, TransitionLog
+from apps.bjgas_ops.importers.writer import write_incidents
+from apps.bjgas_ops.models import (
+    ImportFormat,
+    ImportMapping,
+    Incident,
+    IncidentCategory,
+    IncidentSegment,
+)
+from apps.bjgas_platform.models import SupportGroup, TransitionLog, User
 
 from .incident_fixtures import *  # noqa: F403 (the fixtures clock and world)
 from .incident_fixtures import local
@@ -206,7 +214,7 @@ def test_rows_through_a_mapping_and_spellings_of_values(tmp_path, world, clock):
     )
 
     assert summary.errors == [] and summary.created == 3
-    s1, s2, s3 = (imported(k, "旧运维台账") for k in ("S1", "S2", "S3"))
+    s1, s2, s3 = (imported(k, f"sheet-{mapping.pk}") for k in ("S1", "S2", "S3"))
     assert (s1.priority, s1.urgency, s1.severity, s1.tier, s1.sla_met) == ("P1", 1, "A", 2, False)
     assert s1.support_group == world.g2 and s1.created_at == local(2026, 3, 2, 9, 0)
     assert (s2.priority, s2.urgency, s2.severity, s2.tier, s2.sla_met) == ("P3", 4, "B", 3, True)
@@ -284,13 +292,23 @@ def test_missing_required_column_refuses_the_file(tmp_path, world, clock, englis
     assert Incident.objects.count() == 0
 
 
-def test_unknown_company_refuses_everything(tmp_path, world, clock, english):
+def test_unknown_company_is_a_bad_row(tmp_path, world, clock, english):
     text = "编号,标题,报障时间,报障公司\nU1,好,2026-03-02 09:00,HQ\nU2,坏,2026-03-02 09:00,NOPE\n"
     summary = import_spreadsheet(write_csv(tmp_path, text), layout=ROWS, company=world.hq)
 
-    assert summary.refused is True
+    assert summary.refused is False
     assert [(e.row, e.number, e.column) for e in summary.errors] == [(3, "U2", "报障公司")]
     assert "NOPE" in summary.errors[0].reason
+    assert list(Incident.objects.values_list("source_key", flat=True)) == ["U1"]
+
+
+def test_unknown_company_with_strict_refuses_everything(tmp_path, world, clock, english):
+    text = "编号,标题,报障时间,报障公司\nU1,好,2026-03-02 09:00,HQ\nU2,坏,2026-03-02 09:00,NOPE\n"
+    path = write_csv(tmp_path, text)
+    summary = import_spreadsheet(path, layout=ROWS, company=world.hq, strict=True)
+
+    assert summary.refused is True
+    assert [(e.row, e.number, e.column) for e in summary.errors] == [(3, "U2", "报障公司")]
     assert Incident.objects.count() == 0
 
 
@@ -344,7 +362,7 @@ def test_event_log_through_a_mapping(tmp_path, world, clock, zendesk):
     summary = import_spreadsheet(path, layout=EVENT_LOG, mapping=zendesk, company=world.hq)
 
     assert summary.errors == [] and (summary.rows, summary.created, summary.events) == (12, 3, 12)
-    source = "zendesk-导出"
+    source = f"sheet-{zendesk.pk}"
     c1, c2, c3 = (imported(k, source) for k in ("C-1", "C-2", "C-3"))
     assert {c1.channel, c2.channel, c3.channel} == {"import"}
 
@@ -416,8 +434,183 @@ def test_event_log_time_before_report(tmp_path, world, clock, english):
     )
 
     assert named(summary.errors) == [(2, "T1", "Changed", "resolved before it was reported")]
-    t2 = imported("T2", "otrs")
+    t2 = imported("T2", f"sheet-{mapping.pk}")
     assert t2.created_at == local(2026, 3, 2, 9, 0)
     # Closed without a resolved state: closing restored the service.
     assert t2.resolved_at == t2.closed_at == local(2026, 3, 2, 10, 0)
     assert SupportGroup.objects.filter(name="").count() == 0
+
+
+# ------------------------------------------- bad references and lengths (writer)
+
+
+def item(key, row, **values):
+    """An incident as a reader hands it to the writer, reported on 2 March 2026 09:00."""
+    return ImportedIncident(key=key, opened_at=local(2026, 3, 2, 9, 0), row=row, **values)
+
+
+LONG_NAME = "张" * 51  # a person's full name holds at most 50 characters
+
+
+def writer_batch():
+    return [
+        item("W1", 2, title="好的"),
+        item("W2", 3, department="NO-SUCH-DEPT"),
+        item("W3", 4, requester=LONG_NAME),
+        item("W4", 5, title="题" * 201),
+        item("DUP", 6),
+        item("W5", 7, business_system="NO-SUCH-SYSTEM"),
+    ]
+
+
+WRITER_ERRORS = [  # row, number, column (English labels)
+    (3, "W2", "department"),
+    (4, "W3", "requester"),
+    (5, "W4", "title"),
+    (6, "DUP", "number"),
+    (7, "W5", "business system"),
+]
+
+
+def test_writer_leaves_out_bad_incidents_and_names_them(world, clock, english):
+    write_incidents([item("DUP", 2)], source_system="other", company=world.hq)
+
+    summary = write_incidents(writer_batch(), source_system="spreadsheet", company=world.hq)
+
+    assert [(e.row, e.number, e.column) for e in summary.errors] == WRITER_ERRORS
+    assert summary.errors[1].reason == f"The name '{LONG_NAME}' is longer than 50 characters."
+    assert summary.errors[2].reason == "the text is 201 characters long; at most 200 are allowed"
+    assert summary.errors[3].reason == "The number is already used by another incident."
+    assert (summary.created, summary.incidents) == (1, 1)
+    assert list(
+        Incident.objects.filter(source_system="spreadsheet").values_list("source_key", "title")
+    ) == [("W1", "好的")]
+    assert not User.objects.filter(full_name=LONG_NAME).exists()
+    # The incident that had the number first is untouched.
+    assert Incident.objects.get(number="DUP").source_system == "other"
+
+
+def test_writer_strict_refuses_with_every_error(world, clock, english):
+    write_incidents([item("DUP", 2)], source_system="other", company=world.hq)
+
+    with pytest.raises(ImportRefused) as refused:
+        write_incidents(writer_batch(), source_system="spreadsheet", company=world.hq, strict=True)
+
+    assert [(e.row, e.number, e.column) for e in refused.value.errors] == WRITER_ERRORS
+    assert Incident.objects.filter(source_system="spreadsheet").count() == 0
+
+
+def test_too_long_texts_are_bad_rows_naming_the_column(tmp_path, world, clock, english):
+    text = (
+        "编号,标题,报障时间,分类,子分类,支持组,区域,报障人\n"
+        f"L1,{'题' * 201},2026-03-02 09:00,,,,,\n"
+        f"L2,二,2026-03-02 09:00,{'类' * 101},,,,\n"
+        f"L3,三,2026-03-02 09:00,网络,{'子' * 101},,,\n"
+        f"L4,四,2026-03-02 09:00,,,{'组' * 101},,\n"
+        f"L5,五,2026-03-02 09:00,,,,{'区' * 101},\n"
+        f"L6,六,2026-03-02 09:00,,,,,{LONG_NAME}\n"
+        f"L7,{'题' * 200},2026-03-02 09:00,{'类' * 100},{'子' * 100},{'组' * 100},{'区' * 100},"
+        f"{'张' * 50}\n"
+    )
+    summary = import_spreadsheet(write_csv(tmp_path, text), layout=ROWS, company=world.hq)
+
+    assert named(summary.errors) == [
+        (2, "L1", "标题", "the text is 201 characters long; at most 200 are allowed"),
+        (3, "L2", "分类", "the text is 101 characters long; at most 100 are allowed"),
+        (4, "L3", "子分类", "the text is 101 characters long; at most 100 are allowed"),
+        (5, "L4", "支持组", "the text is 101 characters long; at most 100 are allowed"),
+        (6, "L5", "区域", "the text is 101 characters long; at most 100 are allowed"),
+        (7, "L6", "报障人", "the text is 51 characters long; at most 50 are allowed"),
+    ]
+    l7 = imported("L7")  # at the limits: kept whole
+    assert l7.title == "题" * 200 and l7.category.name == "子" * 100
+    assert l7.category.parent.name == "类" * 100
+    assert l7.support_group.name == "组" * 100 and l7.region.name == "区" * 100
+    assert l7.requester.full_name == "张" * 50
+
+
+def test_writer_names_the_file_column_of_its_errors(tmp_path, world, clock, english):
+    mapping = ImportMapping.objects.create(
+        name="台账", format=ROWS, columns={"key": "工单号", "department": "部门名称"}
+    )
+    write_incidents([item("X2", 2)], source_system="other", company=world.hq)
+    text = "工单号,标题,报障时间,部门名称\nX1,一,2026-03-02 09:00,NOPE\nX2,二,2026-03-02 09:00,\n"
+    summary = import_spreadsheet(
+        write_csv(tmp_path, text), layout=ROWS, mapping=mapping, company=world.hq
+    )
+
+    assert [(e.row, e.number, e.column) for e in summary.errors] == [
+        (2, "X1", "部门名称"),
+        (3, "X2", "工单号"),
+    ]
+    assert summary.created == 0 and summary.refused is False
+
+
+def test_long_category_names_get_distinct_codes(world, clock):
+    parent = "Network infrastructure"
+    subs = ["Wireless access points A", "Wireless access points B"]  # same first 40 of a code
+    summary = write_incidents(
+        [
+            item("C1", 2, category=parent, subcategory=subs[0]),
+            item("C2", 3, category=parent, subcategory=subs[1]),
+        ],
+        source_system="sheet-123456",
+        company=world.hq,
+    )
+
+    assert summary.errors == [] and summary.created == 2
+    codes = dict(
+        IncidentCategory.objects.filter(code__startswith="sheet-123456").values_list("name", "code")
+    )
+    assert set(codes) == {parent, *subs}
+    assert len(set(codes.values())) == 3 and all(len(c) <= 40 for c in codes.values())
+    assert imported("C2", "sheet-123456").category.name == subs[1]
+
+
+# ------------------------------------------------------------ source identity
+
+
+def test_mapping_source_is_its_id_not_its_name(tmp_path, world, clock):
+    write_incidents(
+        [item("K1", 2, title="来自 ServiceNow")], source_system="servicenow", company=world.hq
+    )
+    mapping = ImportMapping.objects.create(name="ServiceNow", format=ROWS)
+    path = write_csv(
+        tmp_path, "编号,标题,报障时间\nK1,表格,2026-03-02 09:00\nK2,二,2026-03-02 09:00\n"
+    )
+
+    first = import_spreadsheet(path, layout=ROWS, mapping=mapping, company=world.hq)
+
+    # The mapping's name does not make its incidents ServiceNow's: K1 is another's number.
+    assert [(e.row, e.number) for e in first.errors] == [(2, "K1")]
+    assert imported("K1", "servicenow").title == "来自 ServiceNow"
+    assert imported("K2", f"sheet-{mapping.pk}").title == "二"
+
+    mapping.name = "旧台账（改名）"
+    mapping.save()
+    again = import_spreadsheet(path, layout=ROWS, mapping=mapping, company=world.hq)
+
+    assert (again.created, again.updated) == (0, 1)  # renamed: still the same incidents
+    assert Incident.objects.filter(source_key="K2").count() == 1
+    assert imported("K2", f"sheet-{mapping.pk}").title == "二"
+
+
+def test_missing_number_is_empty_not_none(tmp_path, world, clock, english):
+    workbook = load_workbook(io.BytesIO(template_workbook()))
+    sheet = workbook.worksheets[0]
+    sheet.append([None, "无编号", None, "2026-03-02 09:00"])  # 编号 标题 描述 报障时间
+    path = tmp_path / "incidents.xlsx"
+    workbook.save(path)
+
+    summary = import_spreadsheet(str(path), layout=ROWS, company=world.hq)
+
+    assert named(summary.errors) == [(2, "", "编号", "a value is required")]
+    assert str(summary.errors[0]) == "row 2, column 编号 (-): a value is required"
+
+
+def test_template_sheet_title(english):
+    workbook = load_workbook(io.BytesIO(template_workbook()))
+    assert workbook.sheetnames[0] == "Incidents"
+    with translation.override("zh-hans"):
+        workbook = load_workbook(io.BytesIO(template_workbook()))
+    assert workbook.sheetnames[0] != "事件数"
