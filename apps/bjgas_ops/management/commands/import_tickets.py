@@ -110,7 +110,7 @@ class Command(BaseCommand):
 class _ProgressBar:
     """A tqdm bar per stage: rows read, then incidents written; rate and time left."""
 
-    LABELS = {"read": "rows", "prepare": "incidents", "write": "incidents"}
+    LABELS = {"read": "rows", "write": "incidents"}
 
     def __init__(self, stream, hidden: bool):
         self.stream, self.hidden = stream, hidden
@@ -118,8 +118,8 @@ class _ProgressBar:
         self.bar = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.hidden:
-            return
+        if self.hidden or stage == "prepare":
+            return  # preparing takes no time worth a bar of its own
         if stage != self.stage:
             self.close()
             self.stage = stage
