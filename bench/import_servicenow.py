@@ -24,7 +24,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATASET = ROOT.parent / "shared" / "datasets" / "servicenow_incident_event_log.csv.zip"
+sys.path.insert(0, str(ROOT))
+from bjgas.datasets import dataset  # noqa: E402 (after the path is set)
+
+DATASET = dataset("servicenow_incident_event_log.csv.zip")
 MARIADB_URL = os.environ.get("BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306/bjgas_bench_import")
 
 

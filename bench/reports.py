@@ -28,7 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATASET = ROOT.parent / "shared" / "datasets" / "servicenow_incident_event_log.csv.zip"
+from bjgas.datasets import dataset  # noqa: E402 (after the path is set)
+
+DATASET = dataset("servicenow_incident_event_log.csv.zip")
 URL = os.environ.get("BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306/bjgas_bench_reports")
 os.environ["DATABASE_URL"] = URL
 os.environ["REDIS_URL"] = ""

@@ -20,7 +20,6 @@ from collections import Counter, defaultdict
 from datetime import date, datetime
 
 import pytest
-from django.conf import settings
 from django.db import transaction
 
 from apps.bjgas_ops.importers.servicenow import import_servicenow
@@ -33,8 +32,9 @@ from apps.bjgas_ops.services.reports import (
     period_report,
 )
 from apps.bjgas_platform.tests.factories import CompanyFactory
+from bjgas.datasets import dataset
 
-DATASET = settings.BASE_DIR.parent / "shared" / "datasets" / "servicenow_incident_event_log.csv.zip"
+DATASET = dataset("servicenow_incident_event_log.csv.zip")
 TIME_FORMAT = "%d/%m/%Y %H:%M"
 STATES = {"New", "Active", "Awaiting User Info", "Awaiting Vendor", "Awaiting Problem",
           "Awaiting Evidence", "Resolved", "Closed"}  # fmt: skip

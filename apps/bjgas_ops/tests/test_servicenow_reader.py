@@ -9,11 +9,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
 
 from apps.bjgas_ops.importers.servicenow import open_rows, read_event_log
+from bjgas.datasets import dataset
 
-DATASET = settings.BASE_DIR.parent / "shared" / "datasets" / "servicenow_incident_event_log.csv.zip"
+DATASET = dataset("servicenow_incident_event_log.csv.zip")
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
