@@ -40,6 +40,7 @@ from apps.bjgas_platform.models import (
 from apps.bjgas_platform.services.errors import PlatformError
 from apps.bjgas_platform.services.notifications import notify
 from apps.bjgas_platform.services.numbering import next_number
+from apps.bjgas_platform.services.schedules import ensure_every_minute
 from apps.bjgas_platform.services.sla import refresh_clocks
 from apps.bjgas_platform.services.workflow import (
     WorkflowError,
@@ -756,16 +757,7 @@ def auto_close_due_incidents(now: datetime | None = None) -> int:
 
 def ensure_auto_close_schedule() -> None:
     """Schedule `auto_close_incidents` every minute in the beat database, once."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    if PeriodicTask.objects.filter(name=AUTO_CLOSE_SCHEDULE).exists():
-        return  # an administrator may have changed or paused it: leave it alone
-    every_minute = IntervalSchedule.objects.filter(
-        every=1, period=IntervalSchedule.MINUTES
-    ).first() or IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
-    PeriodicTask.objects.create(
-        name=AUTO_CLOSE_SCHEDULE, task=AUTO_CLOSE_TASK, interval=every_minute
-    )
+    ensure_every_minute(AUTO_CLOSE_SCHEDULE, AUTO_CLOSE_TASK)
 
 
 # ----------------------------------------------------------------------------- helpers

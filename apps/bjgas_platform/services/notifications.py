@@ -456,13 +456,6 @@ def _finish(message: OutboxMessage, **changes) -> bool:
 
 def ensure_outbox_schedule() -> None:
     """Schedule `deliver_outbox` every minute in the beat database, once."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    from .schedules import ensure_every_minute
 
-    if PeriodicTask.objects.filter(name=SCHEDULE_NAME).exists():
-        return  # an administrator may have changed or paused it: leave it alone
-    every_minute = IntervalSchedule.objects.filter(
-        every=1, period=IntervalSchedule.MINUTES
-    ).first() or IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
-    PeriodicTask.objects.get_or_create(
-        name=SCHEDULE_NAME, defaults={"task": DELIVER_TASK, "interval": every_minute}
-    )
+    ensure_every_minute(SCHEDULE_NAME, DELIVER_TASK)

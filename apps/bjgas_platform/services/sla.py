@@ -962,17 +962,11 @@ def _vendor_contact_user(vendor) -> User | None:
 
 def ensure_sla_sweep_schedule() -> None:
     """Schedule the SLA sweep every minute in Celery beat unless a schedule exists."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    from .schedules import ensure_every_minute
 
-    if PeriodicTask.objects.filter(name=SWEEP_SCHEDULE_NAME).exists():
-        return
-    every_minute = IntervalSchedule.objects.filter(
-        every=1, period=IntervalSchedule.MINUTES
-    ).first() or IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
-    PeriodicTask.objects.create(
-        name=SWEEP_SCHEDULE_NAME,
-        task=SWEEP_TASK,
-        interval=every_minute,
+    ensure_every_minute(
+        SWEEP_SCHEDULE_NAME,
+        SWEEP_TASK,
         # A sweep left in the queue while the worker was down is dropped: the next one
         # catches up with everything that came due meanwhile.
         expire_seconds=300,
