@@ -23,3 +23,16 @@ def _load_reference(sender, using="default", **kwargs) -> None:
     from apps.bjgas_platform.roles import load_reference_data
 
     load_reference_data()
+    _install_report_triggers(using)
+
+
+def _install_report_triggers(using: str) -> None:
+    """(Re)install the triggers that mark changed days for the report roll-up."""
+    from django.db import connections
+
+    from .models import IncidentDayFigures, ReportDirtyDay
+    from .services.report_rollup import ensure_triggers
+
+    tables = connections[using].introspection.table_names()
+    if {IncidentDayFigures._meta.db_table, ReportDirtyDay._meta.db_table} <= set(tables):
+        ensure_triggers()

@@ -213,6 +213,7 @@ TASK_TRANSITIONS = [
 def load_ops_reference(new_roles: set[str]) -> None:
     """Grant permissions, create the default workflows and the incident reference data."""
     from .services.incidents import ensure_auto_close_schedule
+    from .services.report_rollup import ensure_refresh_schedule
 
     with transaction.atomic():
         for code in new_roles:
@@ -235,6 +236,7 @@ def load_ops_reference(new_roles: set[str]) -> None:
         ensure_incident_sla_policies()
         ensure_incident_notification_rules()
         ensure_auto_close_schedule()
+        ensure_refresh_schedule()
 
 
 def ensure_task_workflow() -> Workflow:

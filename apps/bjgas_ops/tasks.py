@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import import_jobs
+from .services import import_jobs, report_rollup
 from .services.incidents import AUTO_CLOSE_TASK, auto_close_due_incidents
 
 
@@ -16,3 +16,9 @@ def auto_close_incidents() -> int:
 def run_import_job(job_id: int) -> None:
     """Run a queued import job; a job already taken or finished is left alone."""
     import_jobs.run_import_job(job_id)
+
+
+@shared_task(name=report_rollup.REFRESH_TASK, ignore_result=True)
+def refresh_report_figures() -> int:
+    """Recount the report figures of the days whose incidents changed; return how many."""
+    return report_rollup.refresh()

@@ -8,6 +8,7 @@ from .incident import (
     PriorityMatrix,
     Severity,
 )
+from .report_figures import IncidentDayFigures, ReportDirtyDay, ReportMarkPause
 from .task import Task
 
 __all__ = [
@@ -18,9 +19,12 @@ __all__ = [
     "ImportStatus",
     "Incident",
     "IncidentCategory",
+    "IncidentDayFigures",
     "IncidentSegment",
     "Level",
     "PriorityMatrix",
+    "ReportDirtyDay",
+    "ReportMarkPause",
     "Severity",
     "Task",
 ]

@@ -8,6 +8,11 @@ week or month is the site's local one. The tier report reads the stored segments
 
 Scope applies before anything is counted: `incidents_for(user, ...)` starts from
 `Incident.objects.visible_to(user)`; only the command line (user None) sees everything.
+
+A report that counts every incident, without filters, for a user whose scope is all
+incidents (or the command line) reads the daily roll-up instead (`IncidentDayFigures`,
+see `report_rollup`): the same sums, added up per day in advance, recounted first for
+any day whose incidents changed. Every other report counts the incidents themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models import Count, F, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import (
     ExtractIsoYear,
     ExtractMonth,
@@ -32,10 +37,20 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from apps.bjgas_platform.choices import StateCategory, SupportTier
 from apps.bjgas_platform.models import BusinessSystem, Company, User, WorkflowState
+from apps.bjgas_platform.models.scope import scope_condition
 from apps.bjgas_platform.services.errors import PlatformError
 
 from ..choices import Priority
-from ..models import Channel, Incident, IncidentCategory, IncidentSegment, Severity
+from ..models import (
+    Channel,
+    Incident,
+    IncidentCategory,
+    IncidentDayFigures,
+    IncidentSegment,
+    Severity,
+)
+from ..models.report_figures import ALL, TIER_TIME
+from . import report_rollup
 
 PERIODS = ("day", "week", "month", "quarter", "year")
 GROUP_FIELDS = (
@@ -68,10 +83,9 @@ SLA_KEYS = {True: "met", False: "breached", None: NOT_SET}
 TOP_REPORTERS = 3
 # Where a summary looks for the concentration of reports, in this order.
 CONCENTRATION_FIELDS = ("business_system", "category", "company")
-FINISHED_CATEGORIES = (StateCategory.RESOLVED, StateCategory.CLOSED, StateCategory.CANCELLED)
 # Prefix of the aggregates' aliases, so that none shadows a field (sla_met is both).
 SUM_PREFIX = "sum_"
-IMPORTED = ~Q(source_system="") | Q(channel=Channel.IMPORT)
+IMPORTED = report_rollup.IMPORTED
 
 PERIOD_TITLES = {
     "day": gettext_lazy("Incidents per day"),
@@ -171,6 +185,61 @@ def incidents_for(
     return incidents.order_by()
 
 
+def reads_rollup(user: User | None, flt: ReportFilter) -> bool:
+    """Whether a report for `user` with `flt` may read the daily roll-up: it counts every
+    incident of the days (no filter, a scope of all incidents)."""
+    if flt.business_systems or flt.companies or flt.priorities or flt.channels:
+        return False
+    if flt.imported is not None:
+        return False
+    if user is None:
+        return True
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or scope_condition(Incident, user) is None
+
+
+@dataclass
+class Source:
+    """What a report counts: incident rows or roll-up rows, the day column to bucket on,
+    the column of a report dimension, and the aggregates that give `_Sums`."""
+
+    rows: QuerySet
+    rolled: bool
+    day: str
+    sums: dict
+
+    def column(self, group_by: str) -> str:
+        return "value" if self.rolled else GROUP_COLUMNS[group_by]
+
+    def key(self, group_by: str, value) -> str:
+        return value if self.rolled else _group_key(group_by, value)
+
+
+def source(
+    user: User | None,
+    flt: ReportFilter,
+    dimension: str = ALL,
+    start: date | None = None,
+    end: date | None = None,
+    open_states: list[str] | None = None,
+) -> Source:
+    """Return the rows a report counts: the roll-up's rows of `dimension` when
+    `reads_rollup`, recounted first where stale, else the incidents the user may see."""
+    start, end = start or flt.start, end or flt.end
+    if open_states is None:
+        open_states = open_state_codes()
+    if reads_rollup(user, flt):
+        report_rollup.refresh_range(start, end)
+        rows = IncidentDayFigures.objects.filter(
+            dimension=dimension, day__gte=start, day__lte=end
+        ).order_by()
+        return Source(rows, True, "day", _rollup_sums(open_states))
+    return Source(
+        incidents_for(user, flt, start, end), False, "created_day", _incident_sums(open_states)
+    )
+
+
 # ------------------------------------------------------------------------------ figures
 
 
@@ -224,7 +293,13 @@ class _Sums:
 
     @classmethod
     def from_row(cls, row: dict) -> _Sums:
-        return cls(**{name: row[SUM_PREFIX + name] or 0 for name in cls.__dataclass_fields__})
+        # MariaDB returns the SUM of an integer column as a Decimal.
+        return cls(
+            **{
+                name: (float if name.endswith("_sum") else int)(row[SUM_PREFIX + name] or 0)
+                for name in cls.__dataclass_fields__
+            }
+        )
 
     def __add__(self, other: _Sums) -> _Sums:
         return _Sums(
@@ -262,24 +337,19 @@ def open_state_codes() -> list[str]:
 
 
 def _incident_sums(open_states: list[str]) -> dict:
-    """The aggregates of `_Sums` over incident rows.
-
-    `handling_seconds` and `business_seconds` are NULL while an incident is unresolved,
-    so their plain SUM and COUNT run over the resolved incidents only.
-    """
+    """The aggregates of `_Sums` over incident rows: the roll-up's measures, and `open`."""
+    sums = {SUM_PREFIX + name: sum_ for name, sum_ in report_rollup.incident_measures().items()}
     open_filter = Q(state__in=open_states) if open_states else Q(pk__isnull=True)
-    return {
-        SUM_PREFIX + "count": Count("*"),
-        SUM_PREFIX + "resolved": Count("resolved_at"),
-        SUM_PREFIX + "open": Count("pk", filter=open_filter),
-        SUM_PREFIX + "imported": Count("pk", filter=IMPORTED),
-        SUM_PREFIX + "handling_sum": Sum("handling_seconds"),
-        SUM_PREFIX + "handling_n": Count("handling_seconds"),
-        SUM_PREFIX + "business_sum": Sum("business_seconds"),
-        SUM_PREFIX + "business_n": Count("business_seconds"),
-        SUM_PREFIX + "sla_met": Count("pk", filter=Q(sla_met=True)),
-        SUM_PREFIX + "sla_breached": Count("pk", filter=Q(sla_met=False)),
-    }
+    sums[SUM_PREFIX + "open"] = Count("pk", filter=open_filter)
+    return sums
+
+
+def _rollup_sums(open_states: list[str]) -> dict:
+    """The aggregates of `_Sums` over roll-up rows (each row a day's group in one state)."""
+    open_sum = Sum("count", filter=Q(state__in=open_states)) if open_states else Value(0)
+    sums = {SUM_PREFIX + name: Sum(name) for name in report_rollup.MEASURES}
+    sums[SUM_PREFIX + "open"] = open_sum
+    return sums
 
 
 # ------------------------------------------------------------------------------ reports
@@ -463,18 +533,18 @@ def day_label(day: date) -> str:
     }
 
 
-def _period_columns(period: str) -> dict:
-    """The expressions a period report groups by, all on the local day column."""
+def _period_columns(period: str, day: str = "created_day") -> dict:
+    """The expressions a period report groups by, all on the local day column `day`."""
     if period == "day":
-        return {"p0": F("created_day")}
+        return {"p0": F(day)}
     if period == "week":
         # The ISO week-year, not the calendar year: 2027-01-01 is in 2026-W53.
-        return {"p0": ExtractIsoYear("created_day"), "p1": ExtractWeek("created_day")}
+        return {"p0": ExtractIsoYear(day), "p1": ExtractWeek(day)}
     if period == "month":
-        return {"p0": ExtractYear("created_day"), "p1": ExtractMonth("created_day")}
+        return {"p0": ExtractYear(day), "p1": ExtractMonth(day)}
     if period == "quarter":
-        return {"p0": ExtractYear("created_day"), "p1": ExtractQuarter("created_day")}
-    return {"p0": ExtractYear("created_day")}
+        return {"p0": ExtractYear(day), "p1": ExtractQuarter(day)}
+    return {"p0": ExtractYear(day)}
 
 
 def bucket_count(period: str, start: date, end: date) -> int:
@@ -522,15 +592,10 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
     before = first.preceding()
     aligned = first.start == flt.start
     scope_start = before.start if aligned else flt.start
-    columns = _period_columns(period)
-    aggregates = _incident_sums(open_state_codes())
-    rows = (
-        incidents_for(user, flt, start=scope_start)
-        .annotate(**columns)
-        .values(*columns)
-        .annotate(**aggregates)
-        .order_by()
-    )
+    open_states = open_state_codes()
+    counted = source(user, flt, start=scope_start, open_states=open_states)
+    columns = _period_columns(period, counted.day)
+    rows = counted.rows.annotate(**columns).values(*columns).annotate(**counted.sums).order_by()
     sums = {
         _bucket_key(period, tuple(row[name] for name in columns)): _Sums.from_row(row)
         for row in rows
@@ -538,8 +603,8 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
     if aligned:
         previous_sums = sums.pop(before.key, _Sums())
     else:
-        earlier = incidents_for(user, flt, start=before.start, end=before.end)
-        previous_sums = _Sums.from_row(earlier.aggregate(**aggregates))
+        earlier = source(user, flt, start=before.start, end=before.end, open_states=open_states)
+        previous_sums = _Sums.from_row(earlier.rows.aggregate(**earlier.sums))
 
     report_rows = []
     total = _Sums()
@@ -646,10 +711,9 @@ def group_report(user: User | None, flt: ReportFilter, group_by: str) -> Report:
     also name their top reporters (one more query, ranked in the database).
     """
     _check(group_by, GROUP_FIELDS, "group_by")
-    incidents = incidents_for(user, flt)
-    rows, total = _group_rows(incidents, group_by)
+    rows, total = _group_rows(user, flt, group_by)
     if group_by == "business_system":
-        reporters = top_reporters(incidents)
+        reporters = top_reporters(incidents_for(user, flt))
         for row in rows:
             row.extra["top_reporters"] = reporters.get(row.key, [])
     return Report(
@@ -663,11 +727,22 @@ def group_report(user: User | None, flt: ReportFilter, group_by: str) -> Report:
     )
 
 
-def _group_rows(incidents: QuerySet, group_by: str) -> tuple[list[ReportRow], Figures]:
-    """Return the sorted rows of one GROUP BY query over `incidents`, and their total."""
-    column = GROUP_COLUMNS[group_by]
-    found = incidents.values(column).annotate(**_incident_sums(open_state_codes())).order_by()
-    sums = {_group_key(group_by, row[column]): _Sums.from_row(row) for row in found}
+def _group_rows(
+    user: User | None, flt: ReportFilter, group_by: str
+) -> tuple[list[ReportRow], Figures]:
+    """Return the sorted rows of one GROUP BY query for `group_by`, and their total."""
+    if group_by in report_rollup.DIMENSIONS:
+        counted = source(user, flt, group_by)
+    else:  # the roll-up does not carry reporters and engineers
+        counted = Source(
+            incidents_for(user, flt), False, "created_day", _incident_sums(open_state_codes())
+        )
+    column = counted.column(group_by)
+    found = counted.rows.values(column).annotate(**counted.sums).order_by()
+    sums: dict[str, _Sums] = {}
+    for row in found:
+        key = counted.key(group_by, row[column])
+        sums[key] = sums.get(key, _Sums()) + _Sums.from_row(row)
     labels = _group_labels(group_by, list(sums))
     rows = [
         ReportRow(key=key, label=labels.get(key, key), figures=group.figures())
@@ -719,27 +794,28 @@ def tier_report(user: User | None, flt: ReportFilter) -> Report:
     tiers 1 and 2 counts in both rows; the total is that of the incidents themselves
     (each once, with its whole handling time), from one more query on the incidents.
     """
-    incidents = incidents_for(user, flt)
-    ended = Q(ended_at__isnull=False)
-    found = (
-        IncidentSegment.objects.filter(incident__in=incidents)
-        .exclude(state_category__in=FINISHED_CATEGORIES)
-        .values("tier")
-        .annotate(
-            handled=Count("incident_id", distinct=True),
-            timed=Count("incident_id", distinct=True, filter=ended),
-            wall=Sum("wall_seconds", filter=ended),
-            business=Sum("business_seconds", filter=ended),
+    counted = source(user, flt)
+    if counted.rolled:
+        found = (
+            source(user, flt, TIER_TIME, open_states=[])
+            .rows.values(tier=F("value"))
+            .annotate(
+                handled=Sum("count"),
+                timed=Sum("resolved"),
+                wall=Sum("handling_sum"),
+                business=Sum("business_sum"),
+            )
+            .order_by()
         )
-        .order_by()
-    )
-    figures = {_group_key("tier", row["tier"]): _tier_figures(row) for row in found}
+    else:
+        found = report_rollup.tier_time(IncidentSegment.objects.filter(incident__in=counted.rows))
+    figures = {counted.key("tier", row["tier"]): _tier_figures(row) for row in found}
     labels = _group_labels("tier", list(figures))
     rows = [
         ReportRow(key=key, label=labels.get(key, key), figures=tier)
         for key, tier in sorted(figures.items(), key=lambda item: (item[0] == NOT_SET, item[0]))
     ]
-    total = _Sums.from_row(incidents.aggregate(**_incident_sums(open_state_codes())))
+    total = _Sums.from_row(counted.rows.aggregate(**counted.sums))
     return Report(
         kind="tier",
         title=str(TIER_TITLE),
@@ -752,9 +828,9 @@ def tier_report(user: User | None, flt: ReportFilter) -> Report:
 
 
 def _tier_figures(row: dict) -> Figures:
-    timed = row["timed"]
+    timed = int(row["timed"] or 0)
     return Figures(
-        count=row["handled"],
+        count=int(row["handled"]),
         resolved=None,
         open=None,
         imported=None,
@@ -834,9 +910,8 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
     open, batch-imported, mean handling (and business) time, the SLA ratio, and where the
     reports concentrated: the top business system, else category, else company.
     """
-    incidents = incidents_for(user, flt)
     with translation.override(language):
-        rows, total = _group_rows(incidents, CONCENTRATION_FIELDS[0])
+        rows, total = _group_rows(user, flt, CONCENTRATION_FIELDS[0])
         period = describe_range(flt)
         if not total.count:
             return capfirst(_("No incidents were reported in %(period)s.") % {"period": period})
@@ -869,7 +944,7 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
                 "ratio": format_ratio(total.sla_met_ratio)
             }
         text = _("%(sentence)s.") % {"sentence": capfirst(text)}
-        top = _concentration(incidents, rows)
+        top = _concentration(user, flt, rows)
         if top is not None:
             text += _(" Most reports concerned %(name)s (%(count)d, %(share)s).") % {
                 "name": top.label,
@@ -879,12 +954,12 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
         return text
 
 
-def _concentration(incidents: QuerySet, rows: list[ReportRow]) -> ReportRow | None:
+def _concentration(user: User | None, flt: ReportFilter, rows: list[ReportRow]) -> ReportRow | None:
     """Return the largest group with a value, in the first field where any has one;
     `rows` are those of the first field, already counted."""
     for group_by in CONCENTRATION_FIELDS:
         if group_by != CONCENTRATION_FIELDS[0]:
-            rows, _total = _group_rows(incidents, group_by)
+            rows, _total = _group_rows(user, flt, group_by)
         named = [row for row in rows if row.key != NOT_SET]
         if named:
             return named[0]
