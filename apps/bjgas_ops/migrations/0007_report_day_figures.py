@@ -3,6 +3,23 @@
 from django.db import migrations, models
 
 
+def drop_triggers(apps, schema_editor):
+    """Going back below this migration: the triggers would write into the dropped tables.
+    (Going forward, `ensure_triggers` after migrate installs them and marks every day.)"""
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            cursor.execute(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
+        names = [row[0] for row in cursor.fetchall() if row[0].startswith("bjgas_report_dirty_")]
+        for name in names:
+            cursor.execute(f"DROP TRIGGER {name}")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -54,4 +71,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('dimension', 'day', 'value', 'state'), name='incident_day_figures_key')],
             },
         ),
+        migrations.RunPython(migrations.RunPython.noop, drop_triggers),
     ]

@@ -12,8 +12,10 @@ How it stays true:
   the day again. One day per transaction means the refresher never holds the lock of
   one day while waiting for another, so it cannot deadlock with a writer.
 - The reports call `refresh_range(start, end)` before they read the roll-up, so they
-  never show figures older than the data; the beat task and the end of an import
-  recount in the background so that a report seldom has anything left to do.
+  never show figures older than the data; the beat task recounts every minute in the
+  background so that a report seldom has anything left to do. A report that cannot
+  recount at once (another transaction holds the day, SQLite's single writer is busy)
+  counts the incidents themselves instead of waiting.
 
 Only reports that count every incident without a filter read the roll-up (the IT
 manager's usual view): a report for a scoped user or with filters counts the incidents
@@ -27,7 +29,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from datetime import date
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Q, Sum
 
 from apps.bjgas_platform.choices import StateCategory
@@ -71,7 +73,7 @@ MEASURES = (
     "sla_breached",
 )
 REFRESH_TASK = "apps.bjgas_ops.tasks.refresh_report_figures"
-REFRESH_SCHEDULE = "Recount the incident report figures of changed days"
+REFRESH_SCHEDULE = "bjgas: recount the incident report figures of changed days"
 
 INCIDENT_TABLE = Incident._meta.db_table
 SEGMENT_TABLE = IncidentSegment._meta.db_table
@@ -171,47 +173,48 @@ def ensure_triggers() -> bool:
     return True
 
 
+def mark_all_days() -> int:
+    """Mark every day with incidents or figures for a recount; return how many."""
+    days = set(
+        Incident.objects.exclude(created_day=None).values_list("created_day", flat=True).distinct()
+    )
+    days |= set(IncidentDayFigures.objects.values_list("day", flat=True).distinct())
+    ReportDirtyDay.objects.bulk_create(
+        [ReportDirtyDay(day=day) for day in sorted(days)], ignore_conflicts=True
+    )
+    return len(days)
+
+
 @contextmanager
 def marks_paused(source_system: str):
     """Let a bulk import write without a trigger marking each row, inside its transaction.
 
-    The days of the source's incidents are marked before (their old days) and after
-    (their new ones), one statement each. The pause row is seen by this transaction
-    only, so other writers keep marking meanwhile, and a rollback takes it away.
+    The days of the source's incidents are read before (the days they may leave) and
+    marked with those after, in one statement at the end: no mark is held locked while
+    the import works, so other writers of those days and the reports do not wait for
+    it. The pause row is seen by this transaction only, so other writers keep marking
+    meanwhile, and a rollback takes it away.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("marks_paused() must run inside the import's transaction.")
-    mark_source_days(source_system)
+    before = source_days(source_system)
     pause = ReportMarkPause.objects.create()
     yield
     pause.delete()
-    mark_source_days(source_system)
+    days = before | source_days(source_system)
+    ReportDirtyDay.objects.bulk_create(
+        [ReportDirtyDay(day=day) for day in sorted(days)], ignore_conflicts=True
+    )
 
 
-def mark_source_days(source_system: str) -> None:
-    """Mark the days of the incidents imported from `source_system` for a recount."""
-    days = (
+def source_days(source_system: str) -> set[date]:
+    """The days of the incidents imported from `source_system`."""
+    return set(
         Incident.objects.filter(source_system=source_system)
         .exclude(created_day=None)
         .values_list("created_day", flat=True)
         .distinct()
     )
-    ReportDirtyDay.objects.bulk_create(
-        [ReportDirtyDay(day=day) for day in days], ignore_conflicts=True
-    )
-
-
-def mark_all_days() -> int:
-    """Mark every day with incidents for a recount (and forget days without any)."""
-    days = set(
-        Incident.objects.exclude(created_day=None).values_list("created_day", flat=True).distinct()
-    )
-    days |= set(IncidentDayFigures.objects.values_list("day", flat=True).distinct())
-    known = set(ReportDirtyDay.objects.values_list("day", flat=True))
-    ReportDirtyDay.objects.bulk_create(
-        [ReportDirtyDay(day=day) for day in sorted(days - known)], ignore_conflicts=True
-    )
-    return len(days)
 
 
 # ------------------------------------------------------------------------------ recount
@@ -235,8 +238,45 @@ def refresh(days: list[date] | None = None) -> int:
 
 
 def refresh_range(start: date, end: date) -> int:
-    """Recount the dirty days from `start` to `end`; a report calls it before reading."""
+    """Recount the dirty days from `start` to `end`."""
     return refresh(dirty_days(start, end))
+
+
+def try_refresh_range(start: date, end: date) -> bool:
+    """Recount the dirty days from `start` to `end` without waiting more than a moment
+    for a lock; return False if a day could not be recounted now (the report then counts
+    the incidents themselves). A report calls it before it reads the roll-up."""
+    days = dirty_days(start, end)
+    if not days:
+        return True
+    try:
+        with _short_lock_wait():
+            refresh(days)
+    except OperationalError as exc:
+        logger.info("Report figures not recounted now (%s); counting the incidents.", exc)
+        return False
+    return True
+
+
+@contextmanager
+def _short_lock_wait(seconds: int = 1):
+    """Wait at most `seconds` for a lock (SQLite: the write lock; MariaDB: a row lock)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA busy_timeout")
+            before = cursor.fetchone()[0]
+            cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+            restore = f"PRAGMA busy_timeout = {int(before)}"
+        else:
+            cursor.execute("SELECT @@SESSION.innodb_lock_wait_timeout")
+            before = cursor.fetchone()[0]
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {int(seconds)}")
+            restore = f"SET SESSION innodb_lock_wait_timeout = {int(before)}"
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(restore)
 
 
 def refresh_day(day: date) -> bool:

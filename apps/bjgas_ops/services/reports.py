@@ -229,8 +229,7 @@ def source(
     start, end = start or flt.start, end or flt.end
     if open_states is None:
         open_states = open_state_codes()
-    if reads_rollup(user, flt):
-        report_rollup.refresh_range(start, end)
+    if reads_rollup(user, flt) and report_rollup.try_refresh_range(start, end):
         rows = IncidentDayFigures.objects.filter(
             dimension=dimension, day__gte=start, day__lte=end
         ).order_by()
@@ -275,6 +274,12 @@ class Figures:
         }
 
 
+def mean(total: float, count: int) -> float | None:
+    """The mean in seconds to the millisecond: sums added in another order (per day in
+    the roll-up, per row when counting) differ only far below that."""
+    return round(float(total) / count, 3) if count else None
+
+
 @dataclass
 class _Sums:
     """Additive counts and sums of one group as the database returns them; the means are
@@ -316,8 +321,8 @@ class _Sums:
             resolved=self.resolved,
             open=self.open,
             imported=self.imported,
-            mean_handling_seconds=self.handling_sum / self.handling_n if self.handling_n else None,
-            mean_business_seconds=self.business_sum / self.business_n if self.business_n else None,
+            mean_handling_seconds=mean(self.handling_sum, self.handling_n),
+            mean_business_seconds=mean(self.business_sum, self.business_n),
             sla_met=self.sla_met,
             sla_breached=self.sla_breached,
             sla_met_ratio=self.sla_met / verdicts if verdicts else None,
@@ -795,10 +800,10 @@ def tier_report(user: User | None, flt: ReportFilter) -> Report:
     (each once, with its whole handling time), from one more query on the incidents.
     """
     counted = source(user, flt)
-    if counted.rolled:
+    tiers = source(user, flt, TIER_TIME, open_states=[])
+    if tiers.rolled:
         found = (
-            source(user, flt, TIER_TIME, open_states=[])
-            .rows.values(tier=F("value"))
+            tiers.rows.values(tier=F("value"))
             .annotate(
                 handled=Sum("count"),
                 timed=Sum("resolved"),
@@ -808,8 +813,8 @@ def tier_report(user: User | None, flt: ReportFilter) -> Report:
             .order_by()
         )
     else:
-        found = report_rollup.tier_time(IncidentSegment.objects.filter(incident__in=counted.rows))
-    figures = {counted.key("tier", row["tier"]): _tier_figures(row) for row in found}
+        found = report_rollup.tier_time(IncidentSegment.objects.filter(incident__in=tiers.rows))
+    figures = {tiers.key("tier", row["tier"]): _tier_figures(row) for row in found}
     labels = _group_labels("tier", list(figures))
     rows = [
         ReportRow(key=key, label=labels.get(key, key), figures=tier)
@@ -834,8 +839,8 @@ def _tier_figures(row: dict) -> Figures:
         resolved=None,
         open=None,
         imported=None,
-        mean_handling_seconds=(row["wall"] or 0) / timed if timed else None,
-        mean_business_seconds=(row["business"] or 0) / timed if timed else None,
+        mean_handling_seconds=mean(row["wall"] or 0, timed),
+        mean_business_seconds=mean(row["business"] or 0, timed),
         sla_met=None,
         sla_breached=None,
     )
