@@ -765,12 +765,8 @@ def ensure_auto_close_schedule() -> None:
 
 def _lock(incident: Incident, actor: User) -> Incident:
     try:
-        return (
-            Incident.objects.visible_to(actor)
-            .select_for_update()
-            .select_related("workflow")
-            .get(pk=incident.pk)
-        )
+        # Without select_related: FOR UPDATE would lock the workflow row as well.
+        return Incident.objects.visible_to(actor).select_for_update().get(pk=incident.pk)
     except Incident.DoesNotExist as exc:
         raise IncidentError(
             _("Incident %(pk)s does not exist or is outside your scope.") % {"pk": incident.pk},

@@ -81,7 +81,10 @@ DIRTY_TABLE = ReportDirtyDay._meta.db_table
 PAUSE_TABLE = ReportMarkPause._meta.db_table
 TRIGGER_PREFIX = "bjgas_report_dirty_"
 # Part of each trigger's name: a new version of the statements replaces the old triggers.
-TRIGGER_VERSION = "v2"
+TRIGGER_VERSION = "v3"
+# MariaDB: the session variable an import sets to pause its own marks (a row of the pause
+# table would be read with a shared lock, making every writer wait for the import).
+PAUSE_VARIABLE = "@bjgas_report_marks_paused"
 
 
 def dimension_value(dimension: str, value) -> str:
@@ -104,7 +107,10 @@ def _trigger_bodies(vendor: str) -> dict[str, tuple[str, str, str]]:
     verb = "INSERT OR IGNORE" if vendor == "sqlite" else "INSERT IGNORE"
     insert = f"{verb} INTO {DIRTY_TABLE} (day)"
     from_nothing = "" if vendor == "sqlite" else " FROM DUAL"  # MariaDB wants a FROM
-    unpaused = f"NOT EXISTS (SELECT 1 FROM {PAUSE_TABLE})"  # noqa: S608 (our names)
+    if vendor == "sqlite":
+        unpaused = f"NOT EXISTS (SELECT 1 FROM {PAUSE_TABLE})"  # noqa: S608 (our names)
+    else:
+        unpaused = f"{PAUSE_VARIABLE} IS NULL"
 
     def day_of(row: str) -> str:
         return (
@@ -192,15 +198,25 @@ def marks_paused(source_system: str):
     The days of the source's incidents are read before (the days they may leave) and
     marked with those after, in one statement at the end: no mark is held locked while
     the import works, so other writers of those days and the reports do not wait for
-    it. The pause row is seen by this transaction only, so other writers keep marking
-    meanwhile, and a rollback takes it away.
+    it. The pause is this connection's own: on MariaDB a session variable, reset however
+    the import ends; on SQLite a row that only this transaction sees (a rollback takes
+    it away). Other writers keep marking meanwhile.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("marks_paused() must run inside the import's transaction.")
     before = source_days(source_system)
-    pause = ReportMarkPause.objects.create()
-    yield
-    pause.delete()
+    if connection.vendor == "sqlite":
+        pause = ReportMarkPause.objects.create()  # SQLite has one writer: no one waits
+        yield
+        pause.delete()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET {PAUSE_VARIABLE} = 1")
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET {PAUSE_VARIABLE} = NULL")
     days = before | source_days(source_system)
     ReportDirtyDay.objects.bulk_create(
         [ReportDirtyDay(day=day) for day in sorted(days)], ignore_conflicts=True

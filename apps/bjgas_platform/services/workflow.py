@@ -474,12 +474,9 @@ def record_history(record: WorkflowRecord):
 
 def _lock(model, pk: int, actor: User) -> WorkflowRecord:
     try:
-        return (
-            model.objects.visible_to(actor)
-            .select_for_update()
-            .select_related("workflow")
-            .get(pk=pk)
-        )
+        # No select_related: FOR UPDATE would lock the joined workflow row too, and wait
+        # for any transaction holding it shared (an import's foreign-key checks).
+        return model.objects.visible_to(actor).select_for_update().get(pk=pk)
     except model.DoesNotExist as exc:
         raise WorkflowError(
             _("%(model)s %(pk)s does not exist or is outside your scope.")
