@@ -11,7 +11,7 @@ How it stays true:
   day's incidents and replaces the day's rows. A writer that commits afterwards marks
   the day again. One day per transaction means the refresher never holds the lock of
   one day while waiting for another, so it cannot deadlock with a writer.
-- The reports call `refresh_range(start, end)` before they read the roll-up, so they
+- The reports call `try_refresh_range(start, end)` before they read the roll-up, so they
   never show figures older than the data; the beat task recounts every minute in the
   background so that a report seldom has anything left to do. A report that cannot
   recount at once (another transaction holds the day, SQLite's single writer is busy)
@@ -185,10 +185,15 @@ def mark_all_days() -> int:
         Incident.objects.exclude(created_day=None).values_list("created_day", flat=True).distinct()
     )
     days |= set(IncidentDayFigures.objects.values_list("day", flat=True).distinct())
+    mark_days(days)
+    return len(days)
+
+
+def mark_days(days) -> None:
+    """Mark `days` for a recount (those marked already stay so)."""
     ReportDirtyDay.objects.bulk_create(
         [ReportDirtyDay(day=day) for day in sorted(days)], ignore_conflicts=True
     )
-    return len(days)
 
 
 @contextmanager
@@ -217,10 +222,7 @@ def marks_paused(source_system: str):
         finally:
             with connection.cursor() as cursor:
                 cursor.execute(f"SET {PAUSE_VARIABLE} = NULL")
-    days = before | source_days(source_system)
-    ReportDirtyDay.objects.bulk_create(
-        [ReportDirtyDay(day=day) for day in sorted(days)], ignore_conflicts=True
-    )
+    mark_days(before | source_days(source_system))
 
 
 def source_days(source_system: str) -> set[date]:
@@ -251,11 +253,6 @@ def refresh(days: list[date] | None = None) -> int:
     for day in dirty_days() if days is None else days:
         done += refresh_day(day)
     return done
-
-
-def refresh_range(start: date, end: date) -> int:
-    """Recount the dirty days from `start` to `end`."""
-    return refresh(dirty_days(start, end))
 
 
 def try_refresh_range(start: date, end: date) -> bool:

@@ -65,21 +65,14 @@ GROUP_FIELDS = (
     "sla",
     "category",
 )
-# The incident column each group field reads.
+# The incident column each group field reads: the roll-up's dimensions, and the two it
+# does not carry.
 GROUP_COLUMNS = {
-    "business_system": "business_system_id",
-    "company": "company_id",
+    **report_rollup.DIMENSIONS,
     "requester": "requester_id",
-    "channel": "channel",
-    "tier": "tier",
     "assignee": "assignee_id",
-    "priority": "priority",
-    "severity": "severity",
-    "sla": "sla_met",
-    "category": "category_id",
 }
 NOT_SET = ""  # the key of the row of incidents without a value in the grouped field
-SLA_KEYS = {True: "met", False: "breached", None: NOT_SET}
 TOP_REPORTERS = 3
 # Where a summary looks for the concentration of reports, in this order.
 CONCENTRATION_FIELDS = ("business_system", "category", "company")
@@ -216,6 +209,17 @@ class Source:
         return value if self.rolled else _group_key(group_by, value)
 
 
+def reads_fresh_rollup(
+    user: User | None, flt: ReportFilter, start: date | None = None, end: date | None = None
+) -> bool:
+    """Whether a report reads the roll-up: it may (`reads_rollup`) and the stale days from
+    `start` to `end` (default: the filter's) could be recounted at once. A report decides
+    once and passes the answer to each `source()`, so a busy lock is waited for once."""
+    if not reads_rollup(user, flt):
+        return False
+    return report_rollup.try_refresh_range(start or flt.start, end or flt.end)
+
+
 def source(
     user: User | None,
     flt: ReportFilter,
@@ -223,13 +227,16 @@ def source(
     start: date | None = None,
     end: date | None = None,
     open_states: list[str] | None = None,
+    rolled: bool | None = None,
 ) -> Source:
-    """Return the rows a report counts: the roll-up's rows of `dimension` when
-    `reads_rollup`, recounted first where stale, else the incidents the user may see."""
+    """Return the rows a report counts: the roll-up's rows of `dimension` when `rolled`
+    (None: `reads_fresh_rollup` decides), else the incidents the user may see."""
     start, end = start or flt.start, end or flt.end
     if open_states is None:
         open_states = open_state_codes()
-    if reads_rollup(user, flt) and report_rollup.try_refresh_range(start, end):
+    if rolled is None:
+        rolled = reads_fresh_rollup(user, flt, start, end)
+    if rolled:
         rows = IncidentDayFigures.objects.filter(
             dimension=dimension, day__gte=start, day__lte=end
         ).order_by()
@@ -598,7 +605,8 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
     aligned = first.start == flt.start
     scope_start = before.start if aligned else flt.start
     open_states = open_state_codes()
-    counted = source(user, flt, start=scope_start, open_states=open_states)
+    rolled = reads_fresh_rollup(user, flt, start=before.start)
+    counted = source(user, flt, start=scope_start, open_states=open_states, rolled=rolled)
     columns = _period_columns(period, counted.day)
     rows = counted.rows.annotate(**columns).values(*columns).annotate(**counted.sums).order_by()
     sums = {
@@ -608,7 +616,9 @@ def period_report(user: User | None, flt: ReportFilter, period: str) -> Report:
     if aligned:
         previous_sums = sums.pop(before.key, _Sums())
     else:
-        earlier = source(user, flt, start=before.start, end=before.end, open_states=open_states)
+        earlier = source(
+            user, flt, start=before.start, end=before.end, open_states=open_states, rolled=rolled
+        )
         previous_sums = _Sums.from_row(earlier.rows.aggregate(**earlier.sums))
 
     report_rows = []
@@ -654,9 +664,8 @@ def not_set_label() -> str:
 
 
 def _group_key(group_by: str, value) -> str:
-    if group_by == "sla":
-        return SLA_KEYS[value]
-    return NOT_SET if value is None else str(value)
+    """The key of a group: 'met'/'breached' for SLA verdicts, '' (NOT_SET) for none."""
+    return report_rollup.dimension_value(group_by, value)
 
 
 def _group_labels(group_by: str, keys: list[str]) -> dict[str, str]:
@@ -733,15 +742,12 @@ def group_report(user: User | None, flt: ReportFilter, group_by: str) -> Report:
 
 
 def _group_rows(
-    user: User | None, flt: ReportFilter, group_by: str
+    user: User | None, flt: ReportFilter, group_by: str, rolled: bool | None = None
 ) -> tuple[list[ReportRow], Figures]:
     """Return the sorted rows of one GROUP BY query for `group_by`, and their total."""
-    if group_by in report_rollup.DIMENSIONS:
-        counted = source(user, flt, group_by)
-    else:  # the roll-up does not carry reporters and engineers
-        counted = Source(
-            incidents_for(user, flt), False, "created_day", _incident_sums(open_state_codes())
-        )
+    if group_by not in report_rollup.DIMENSIONS:
+        rolled = False  # the roll-up does not carry reporters and engineers
+    counted = source(user, flt, group_by, rolled=rolled)
     column = counted.column(group_by)
     found = counted.rows.values(column).annotate(**counted.sums).order_by()
     sums: dict[str, _Sums] = {}
@@ -799,8 +805,9 @@ def tier_report(user: User | None, flt: ReportFilter) -> Report:
     tiers 1 and 2 counts in both rows; the total is that of the incidents themselves
     (each once, with its whole handling time), from one more query on the incidents.
     """
-    counted = source(user, flt)
-    tiers = source(user, flt, TIER_TIME, open_states=[])
+    rolled = reads_fresh_rollup(user, flt)
+    counted = source(user, flt, rolled=rolled)
+    tiers = source(user, flt, TIER_TIME, open_states=[], rolled=rolled)
     if tiers.rolled:
         found = (
             tiers.rows.values(tier=F("value"))
@@ -915,8 +922,9 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
     open, batch-imported, mean handling (and business) time, the SLA ratio, and where the
     reports concentrated: the top business system, else category, else company.
     """
+    rolled = reads_fresh_rollup(user, flt)
     with translation.override(language):
-        rows, total = _group_rows(user, flt, CONCENTRATION_FIELDS[0])
+        rows, total = _group_rows(user, flt, CONCENTRATION_FIELDS[0], rolled)
         period = describe_range(flt)
         if not total.count:
             return capfirst(_("No incidents were reported in %(period)s.") % {"period": period})
@@ -949,7 +957,7 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
                 "ratio": format_ratio(total.sla_met_ratio)
             }
         text = _("%(sentence)s.") % {"sentence": capfirst(text)}
-        top = _concentration(user, flt, rows)
+        top = _concentration(user, flt, rows, rolled)
         if top is not None:
             text += _(" Most reports concerned %(name)s (%(count)d, %(share)s).") % {
                 "name": top.label,
@@ -959,12 +967,14 @@ def narrative(user: User | None, flt: ReportFilter, language: str = "zh-hans") -
         return text
 
 
-def _concentration(user: User | None, flt: ReportFilter, rows: list[ReportRow]) -> ReportRow | None:
+def _concentration(
+    user: User | None, flt: ReportFilter, rows: list[ReportRow], rolled: bool
+) -> ReportRow | None:
     """Return the largest group with a value, in the first field where any has one;
     `rows` are those of the first field, already counted."""
     for group_by in CONCENTRATION_FIELDS:
         if group_by != CONCENTRATION_FIELDS[0]:
-            rows, _total = _group_rows(user, flt, group_by)
+            rows, _total = _group_rows(user, flt, group_by, rolled)
         named = [row for row in rows if row.key != NOT_SET]
         if named:
             return named[0]
