@@ -48,6 +48,14 @@ class BusinessClock:
     # Per local date: its working intervals and their length in seconds (the calendar's
     # rows do not change while a clock is in use).
     _days: dict[date, tuple[list[Interval], float]] = field(default_factory=dict, repr=False)
+    # Running totals of whole days: _totals[i] is the business seconds of the days from
+    # _first_day up to, not including, _first_day + i days. A long span then costs two
+    # look-ups instead of a walk over its days.
+    _first_day: date | None = field(default=None, repr=False)
+    # The warning of each year without public holidays, once one of its days was read:
+    # `warnings` is cleared per clock, and cached days must warn again.
+    _year_warnings: dict[int, str] = field(default_factory=dict, repr=False)
+    _totals: list[float] = field(default_factory=list, repr=False)
 
     @classmethod
     def for_calendar(cls, calendar: BusinessCalendar) -> BusinessClock:
@@ -79,13 +87,12 @@ class BusinessClock:
             return [hours] if hours else []
         if self.calendar.observes_public_holidays:
             if day.year not in self.holiday_years:
-                self.warnings.add(
-                    _(
-                        "No public holidays are entered for %(year)s; its days are counted as "
-                        "plain weekdays."
-                    )
-                    % {"year": day.year}
-                )
+                warning = _(
+                    "No public holidays are entered for %(year)s; its days are counted as "
+                    "plain weekdays."
+                ) % {"year": day.year}
+                self._year_warnings[day.year] = warning
+                self.warnings.add(warning)
             kind = self.holidays.get(day)
             if kind == HolidayKind.DAY_OFF:
                 return []
@@ -98,6 +105,8 @@ class BusinessClock:
 
     def _day(self, day: date) -> tuple[list[Interval], float]:
         cached = self._days.get(day)
+        if cached is not None and self._year_warnings:
+            self._warn_years(day.year, day.year)
         if cached is None:
             intervals = [
                 (datetime.combine(day, start, self.tz), _end_of(day, end, self.tz))
@@ -163,19 +172,49 @@ class BusinessClock:
             return (end - start).total_seconds()
         local_start, local_end = start.astimezone(self.tz), end.astimezone(self.tz)
         first, last = local_start.date(), local_end.date()
-        total = 0.0
-        day = first
-        while day <= last:
-            intervals, seconds = self._day(day)
-            if first < day < last:
-                total += seconds  # a whole day inside the span
-            else:
-                for begin, finish in intervals:
-                    overlap = (min(finish, local_end) - max(begin, local_start)).total_seconds()
-                    if overlap > 0:
-                        total += overlap
-            day += timedelta(days=1)
+        total = self._part_of_day(first, local_start, local_end)
+        if last > first:
+            total += self._whole_days(first + timedelta(days=1), last)
+            total += self._part_of_day(last, local_start, local_end)
         return total
+
+    def _part_of_day(self, day: date, local_start: datetime, local_end: datetime) -> float:
+        total = 0.0
+        for begin, finish in self._day(day)[0]:
+            overlap = (min(finish, local_end) - max(begin, local_start)).total_seconds()
+            if overlap > 0:
+                total += overlap
+        return total
+
+    def _whole_days(self, first: date, stop: date) -> float:
+        """Return the business seconds of the whole days from `first` up to, not including,
+        `stop`."""
+        if stop <= first:
+            return 0.0
+        if self._first_day is None or first < self._first_day:
+            self._restart_totals(first)
+        start = (first - self._first_day).days
+        end = (stop - self._first_day).days
+        totals = self._totals
+        while len(totals) <= end:
+            day = self._first_day + timedelta(days=len(totals) - 1)
+            totals.append(totals[-1] + self._day(day)[1])
+        if self._year_warnings:
+            self._warn_years(first.year, (stop - timedelta(days=1)).year)
+        return totals[end] - totals[start]
+
+    def _warn_years(self, first: int, last: int) -> None:
+        for year in range(first, last + 1):
+            if year in self._year_warnings:
+                self.warnings.add(self._year_warnings[year])
+
+    def _restart_totals(self, first: date) -> None:
+        """Begin the running totals at `first`, keeping the days already summed."""
+        known = len(self._totals) - 1 if self._first_day is not None else 0
+        stop = self._first_day + timedelta(days=known) if self._first_day else first
+        self._first_day, self._totals = first, [0.0]
+        if stop > first:
+            self._whole_days(first, stop)
 
     def _no_working_time(self) -> CalendarError:
         return CalendarError(

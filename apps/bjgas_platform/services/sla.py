@@ -610,7 +610,10 @@ def _refresh(record: WorkflowRecord, ctx: Context) -> dict[str, SlaClock]:
 
 
 def derive_history_clocks(
-    pairs: list[tuple[WorkflowRecord, list[TransitionLog]]], now: datetime, make=SlaClock
+    pairs: list[tuple[WorkflowRecord, list[TransitionLog]]],
+    now: datetime,
+    make=SlaClock,
+    context: Context | None = None,
 ) -> list[list[SlaClock]]:
     """Return unsaved clocks for records whose whole past arrives at once (an import).
 
@@ -618,9 +621,10 @@ def derive_history_clocks(
     the clocks' `object_id` once the records have keys. The clocks carry their figures
     but plan no check: reminders, breaches and escalations that fell due in the past are
     history, not news, so the sweep never fires them. `make` builds each clock from its
-    first values (a bulk writer may pass a lighter class than the model).
+    first values (a bulk writer may pass a lighter class than the model). A writer of many
+    batches passes one `context` for all, so policies and calendars load once.
     """
-    ctx = Context(now)
+    ctx = context or Context(now)
     result = []
     for record, logs in pairs:
         ct_id = ContentType.objects.get_for_model(record).pk

@@ -188,3 +188,61 @@ def test_sla_due_command(standard):
         call_command("sla_due", calendar="NOPE", start="2026-09-30 17:00", limit="1h")
     with pytest.raises(CommandError):
         call_command("sla_due", calendar="STD", start="yesterday", limit="1h")
+
+
+def test_long_spans_in_any_order(standard):
+    c = clock(standard)
+    # November and March 2026 have no public holidays: four whole weeks are 4 × 5 × 8 h.
+    # The later span first, then an earlier one, then the later again: the running day
+    # totals are begun again further back and must still agree.
+    assert c.seconds_between(at("2026-11-02T08:30"), at("2026-11-30T08:30")) == 160 * HOUR
+    assert c.seconds_between(at("2026-03-02T08:30"), at("2026-03-30T08:30")) == 160 * HOUR
+    assert c.seconds_between(at("2026-11-02T08:30"), at("2026-11-30T08:30")) == 160 * HOUR
+    # Mon 2 Mar 10:00 to Tue 31 Mar 09:00: 2 h + 4.5 h on the 2nd, then 20 whole days
+    # (3-6, 9-13, 16-20, 23-27, 30 Mar) × 8 h, then 0.5 h on the 31st.
+    assert (
+        c.seconds_between(at("2026-03-02T10:00"), at("2026-03-31T09:00"))
+        == (6.5 + 160 + 0.5) * HOUR
+    )
+
+
+def test_long_spans_agree_with_a_walk_over_their_days(standard):
+    """Spans over the 2026 holidays and their make-up days, against a day-by-day sum."""
+    import random
+
+    c = clock(standard)
+    reference = clock(standard)
+
+    def walk(start: datetime, end: datetime) -> float:
+        total, day = 0.0, start.date()
+        while day <= end.date():
+            for begin, finish in reference.day_intervals(day):
+                overlap = (min(finish, end) - max(begin, start)).total_seconds()
+                total += max(overlap, 0.0)
+            day = date.fromordinal(day.toordinal() + 1)
+        return total
+
+    rng = random.Random(20261204)  # noqa: S311 (test data, not secrets)
+    base = at("2026-01-01T00:00").timestamp()
+    for _ in range(300):
+        a, b = sorted(rng.uniform(0, 364 * 86400) for _ in range(2))
+        start = datetime.fromtimestamp(base + a, SH)
+        end = datetime.fromtimestamp(base + b, SH)
+        assert c.seconds_between(start, end) == pytest.approx(walk(start, end), abs=1e-6)
+
+
+def test_a_year_without_holidays_warns_on_every_clock_that_reads_it(standard):
+    c = clock(standard)
+    span = (at("2027-01-04T08:30"), at("2027-02-26T17:30"))
+    c.seconds_between(*span)
+    assert any("2027" in w for w in c.warnings)
+    # An SLA clock clears the warnings before each derivation; the days are cached now.
+    c.warnings.clear()
+    c.seconds_between(*span)
+    assert any("2027" in w for w in c.warnings)
+    c.warnings.clear()
+    c.seconds_between(at("2027-01-05T09:00"), at("2027-01-05T10:00"))
+    assert any("2027" in w for w in c.warnings)
+    c.warnings.clear()
+    c.seconds_between(at("2026-06-01T09:00"), at("2026-06-01T10:00"))
+    assert c.warnings == set()
