@@ -212,6 +212,7 @@ TASK_TRANSITIONS = [
 
 def load_ops_reference(new_roles: set[str]) -> None:
     """Grant permissions, create the default workflows and the incident reference data."""
+    from .services.import_jobs import ensure_stalled_schedule
     from .services.incidents import ensure_auto_close_schedule
     from .services.report_rollup import ensure_refresh_schedule
 
@@ -237,6 +238,7 @@ def load_ops_reference(new_roles: set[str]) -> None:
         ensure_incident_notification_rules()
         ensure_auto_close_schedule()
         ensure_refresh_schedule()
+        ensure_stalled_schedule()
 
 
 def ensure_task_workflow() -> Workflow:

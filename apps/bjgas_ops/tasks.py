@@ -22,3 +22,9 @@ def run_import_job(job_id: int) -> None:
 def refresh_report_figures() -> int:
     """Recount the report figures of the days whose incidents changed; return how many."""
     return report_rollup.refresh()
+
+
+@shared_task(name=import_jobs.STALLED_TASK, ignore_result=True)
+def fail_stalled_import_jobs() -> int:
+    """Mark failed the running import jobs whose worker stopped; return how many."""
+    return import_jobs.fail_stalled_jobs()

@@ -5,6 +5,12 @@ progress while it runs (on SQLite no other connection may write meanwhile, and o
 MariaDB the row would stay invisible until the commit). Progress therefore goes to the
 Django cache under a key per job (rows done and total, the stage, the rate and the time
 left), which the job page polls; the job row gets the counts and the bad rows at the end.
+
+A worker that dies mid-import (killed, out of memory, machine restarted) cannot say so:
+its transaction rolls back and the job would show "running" for ever. While a job runs,
+a thread of the worker writes a heartbeat to the cache every HEARTBEAT_EVERY seconds; a
+running job without one for STALLED_AFTER seconds is marked failed (every minute by the
+beat, and when its page is read).
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import io
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -34,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_TTL = 24 * 3600
 PROGRESS_EVERY = 0.5  # seconds between two cache writes
+HEARTBEAT_EVERY = 30  # seconds between two signs of life of a running job
+STALLED_AFTER = 5 * 60  # seconds without one: the worker is gone
+STALLED_SCHEDULE = "bjgas: mark import jobs whose worker stopped as failed"
+STALLED_TASK = "apps.bjgas_ops.tasks.fail_stalled_import_jobs"
 STAGES = {
     "queued": gettext_lazy("Waiting for a worker"),
     "read": gettext_lazy("Reading the file"),
@@ -53,6 +65,76 @@ UNITS = {
 
 def progress_key(job_id: int) -> str:
     return f"bjgas:import-job:{job_id}:progress"
+
+
+def heartbeat_key(job_id: int) -> str:
+    return f"bjgas:import-job:{job_id}:alive"
+
+
+@contextmanager
+def heartbeat(job_id: int):
+    """While the block runs, write the job's heartbeat (a Unix time) from a thread."""
+    key, stop = heartbeat_key(job_id), threading.Event()
+
+    def write() -> None:
+        try:
+            cache.set(key, time.time(), STALLED_AFTER * 2)
+        except Exception:  # a cache outage must not stop the import itself
+            logger.warning("Import job %s: the heartbeat could not be written", job_id)
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_EVERY):
+            write()
+
+    write()
+    thread = threading.Thread(target=beat, name=f"bjgas-import-{job_id}-alive", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        cache.delete(key)
+
+
+def fail_stalled_jobs(job_ids: list[int] | None = None) -> int:
+    """Mark failed the running jobs with no heartbeat for STALLED_AFTER seconds; say how many.
+
+    A job that started less than STALLED_AFTER ago is left alone (its first beat may still
+    be on its way). Should its worker only have been slow, its end writes the real result
+    over this one.
+    """
+    now = timezone.now()
+    running = ImportJob.objects.filter(
+        status=ImportStatus.RUNNING, started_at__lt=now - timedelta(seconds=STALLED_AFTER)
+    )
+    if job_ids is not None:
+        running = running.filter(pk__in=job_ids)
+    count = 0
+    for pk, options in running.values_list("pk", "options"):
+        beat = cache.get(heartbeat_key(pk))
+        if beat is not None and beat > time.time() - STALLED_AFTER:
+            continue
+        language = (options or {}).get("language") or settings.LANGUAGE_CODE
+        with translation.override(language):
+            message = _(
+                "The import stopped: its worker gave no sign of life for %(minutes)s minutes "
+                "(stopped or restarted). An import that does not finish saves nothing; "
+                "upload the file again."
+            ) % {"minutes": STALLED_AFTER // 60}
+        count += ImportJob.objects.filter(pk=pk, status=ImportStatus.RUNNING).update(
+            status=ImportStatus.FAILED, finished_at=now, message=message
+        )
+        cache.delete(progress_key(pk))
+        logger.warning("Import job %s: no heartbeat for %s s, marked failed", pk, STALLED_AFTER)
+    return count
+
+
+def ensure_stalled_schedule() -> None:
+    """Look for import jobs whose worker stopped every minute, in the beat database, once."""
+    from apps.bjgas_platform.services.schedules import ensure_every_minute
+
+    ensure_every_minute(STALLED_SCHEDULE, STALLED_TASK)
 
 
 def create_import_job(
@@ -120,6 +202,8 @@ class JobProgress:
 
 def read_progress(job: ImportJob) -> dict:
     """Return what the job page shows: status, stage, rows done/total, rate, time left."""
+    if job.status == ImportStatus.RUNNING and fail_stalled_jobs([job.pk]):
+        job.refresh_from_db()
     live = cache.get(progress_key(job.pk)) if job.status == ImportStatus.RUNNING else None
     if live is None:
         done = job.rows_done if job.status != ImportStatus.QUEUED else 0
@@ -174,7 +258,7 @@ def run_import_job(job_id: int) -> None:
     progress = JobProgress(job.pk)
     with translation.override(language):
         try:
-            with local_copy(job) as path:
+            with heartbeat(job.pk), local_copy(job) as path:
                 summary = _run(job, path, progress)
         except ImportRefused as exc:
             refused = ImportSummary(errors=exc.errors, refused=True)

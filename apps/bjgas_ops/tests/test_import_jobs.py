@@ -3,16 +3,30 @@ the error report, who may see a job, and the column-mapping pages."""
 
 import io
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from openpyxl import load_workbook
 
 from apps.bjgas_ops.models import ImportFormat, ImportJob, ImportMapping, ImportStatus, Incident
-from apps.bjgas_ops.services.import_jobs import JobProgress, create_import_job, run_import_job
+from apps.bjgas_ops.services.import_jobs import (
+    STALLED_AFTER,
+    STALLED_SCHEDULE,
+    STALLED_TASK,
+    JobProgress,
+    create_import_job,
+    heartbeat,
+    heartbeat_key,
+    run_import_job,
+)
+from apps.bjgas_ops.tasks import fail_stalled_import_jobs
 from apps.bjgas_platform import roles as r
 from apps.bjgas_platform.tests.factories import UserFactory
 from bjgas.celery import app
@@ -132,6 +146,7 @@ def test_desk_job_end_to_end(client, world, clock, boss, django_capture_on_commi
     assert "unknown state &#x27;-100&#x27;" in page or "unknown state '-100'" in page
     assert job_url(job, "errors") in page
     assert "setTimeout(poll" not in page  # finished: no more polling
+    assert cache.get(heartbeat_key(job.pk)) is None  # the worker's heartbeat ended with it
 
     progress = client.get(job_url(job, "progress")).json()
     assert progress["status"] == "done" and progress["finished"] is True
@@ -344,3 +359,71 @@ def test_editing_a_mapping_does_not_change_a_queued_job(
     job.refresh_from_db()
     assert (job.status, job.created) == (ImportStatus.DONE, 1)
     assert Incident.objects.filter(source_system=f"sheet-{mapping.pk}", source_key="J2").exists()
+
+
+def queued_job(boss, django_capture_on_commit_callbacks, language="en"):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = create_import_job(
+            boss, SimpleUploadedFile("a.csv", b"x"), layout=ImportFormat.ROWS, zone="UTC"
+        )
+    job.options["language"] = language
+    job.save(update_fields=["options"])
+    return job
+
+
+def running_since(job, seconds_ago: int) -> None:
+    started = timezone.now() - timedelta(seconds=seconds_ago)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, started_at=started)
+
+
+def test_a_job_whose_worker_stopped_is_marked_failed(
+    client, world, clock, boss, django_capture_on_commit_callbacks
+):
+    gone = queued_job(boss, django_capture_on_commit_callbacks, language="zh-hans")
+    stale = queued_job(boss, django_capture_on_commit_callbacks)
+    alive = queued_job(boss, django_capture_on_commit_callbacks)
+    young = queued_job(boss, django_capture_on_commit_callbacks)
+    finished = queued_job(boss, django_capture_on_commit_callbacks)
+    for job in (gone, stale, alive):
+        running_since(job, 10 * 60)
+    running_since(young, 60)  # its first heartbeat may still be on its way
+    ImportJob.objects.filter(pk=finished.pk).update(status=ImportStatus.DONE)
+    cache.set(heartbeat_key(stale.pk), time.time() - (STALLED_AFTER + 5))
+    cache.set(heartbeat_key(alive.pk), time.time() - 20)
+
+    assert fail_stalled_import_jobs() == 2
+    status = dict(ImportJob.objects.values_list("pk", "status"))
+    assert status[gone.pk] == status[stale.pk] == ImportStatus.FAILED
+    assert status[alive.pk] == status[young.pk] == ImportStatus.RUNNING
+    assert status[finished.pk] == ImportStatus.DONE
+    gone.refresh_from_db()
+    assert "5 分钟没有心跳" in gone.message and "不会保存任何数据" in gone.message
+    assert gone.finished_at is not None
+    stale.refresh_from_db()
+    assert "5 minutes" in stale.message
+    assert fail_stalled_import_jobs() == 0  # once only
+
+    # The job page finds out by itself, without waiting for the beat.
+    ImportJob.objects.filter(pk=alive.pk).update(started_at=timezone.now() - timedelta(hours=1))
+    cache.delete(heartbeat_key(alive.pk))
+    login(client, boss)
+    data = client.get(job_url(alive, "progress")).json()
+    assert (data["status"], data["finished"]) == ("failed", True)
+    assert "no sign of life" in data["message"]
+
+
+def test_a_running_job_beats_until_it_ends(world, clock, boss, django_capture_on_commit_callbacks):
+    job = queued_job(boss, django_capture_on_commit_callbacks)
+    with heartbeat(job.pk):
+        beat = cache.get(heartbeat_key(job.pk))
+        assert beat is not None and abs(beat - time.time()) < 5
+        running_since(job, 3600)  # an old job, but its worker is alive
+        assert fail_stalled_import_jobs() == 0
+    assert cache.get(heartbeat_key(job.pk)) is None
+
+
+def test_the_stalled_job_check_is_scheduled_every_minute():
+    task = PeriodicTask.objects.get(name=STALLED_SCHEDULE)
+    assert task.task == STALLED_TASK == fail_stalled_import_jobs.name
+    assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.MINUTES)
+    assert task.enabled
