@@ -170,6 +170,10 @@ class ImportJobAdmin(DeskAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # a job is a record of what happened; nothing to edit
 
+    def changelist_view(self, request, extra_context=None):
+        service.fail_stalled_jobs()  # so a row never shows a dead job as running
+        return super().changelist_view(request, extra_context)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = ImportJobForm
         form = super().get_form(request, obj, change=change, **kwargs)

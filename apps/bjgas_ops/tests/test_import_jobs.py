@@ -403,10 +403,14 @@ def test_a_job_whose_worker_stopped_is_marked_failed(
     assert "5 minutes" in stale.message
     assert fail_stalled_import_jobs() == 0  # once only
 
-    # The job page finds out by itself, without waiting for the beat.
+    # The list and the job page find out by themselves, without waiting for the beat.
+    young_start = timezone.now() - timedelta(hours=1)
+    ImportJob.objects.filter(pk=young.pk).update(started_at=young_start)
+    login(client, boss)
+    client.get(reverse("admin:bjgas_ops_importjob_changelist"))
+    assert ImportJob.objects.get(pk=young.pk).status == ImportStatus.FAILED
     ImportJob.objects.filter(pk=alive.pk).update(started_at=timezone.now() - timedelta(hours=1))
     cache.delete(heartbeat_key(alive.pk))
-    login(client, boss)
     data = client.get(job_url(alive, "progress")).json()
     assert (data["status"], data["finished"]) == ("failed", True)
     assert "no sign of life" in data["message"]
