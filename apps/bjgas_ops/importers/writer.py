@@ -502,6 +502,7 @@ class _Plan:
             source_key=item.key,
             source_made_sla=item.made_sla,
             sla_met=item.made_sla,
+            imported_at=self.now,
             created_by_id=user.get(item.opened_by) if item.opened_by else None,
         )
         if existing:

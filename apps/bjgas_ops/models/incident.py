@@ -245,6 +245,13 @@ class Incident(WorkflowRecord):
         help_text=_("Empty for incidents born here; the import's key otherwise."),
     )
     source_made_sla = models.BooleanField(_("SLA met (source's verdict)"), null=True, blank=True)
+    imported_at = models.DateTimeField(
+        _("imported at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When an import last wrote it; what fell due before then is history."),
+    )
     # Figures the reports aggregate, kept by `services.figures` whenever the state log,
     # the segments or the SLA clocks change.
     handling_seconds = models.FloatField(
@@ -312,6 +319,12 @@ class Incident(WorkflowRecord):
         if update_fields is not None and "created_at" in update_fields:
             kwargs["update_fields"] = {*update_fields, "created_day"}
         super().save(*args, **kwargs)
+
+    @property
+    def sla_history_until(self):
+        """Before this moment the incident lived in another system: its SLA reminders,
+        breaches and escalations due then are history and never fire here."""
+        return self.imported_at
 
     def on_state_change(self, from_state: str, target, now) -> list[str]:
         """Stamp resolution, reopening and closing as the workflow engine saves a state."""

@@ -17,9 +17,18 @@ from django.core.management import CommandError, call_command
 
 from apps.bjgas_ops.models import Incident
 from apps.bjgas_ops.services.segments import rebuild_segments
-from apps.bjgas_platform.models import SlaClock, SupportGroup, TransitionLog, User
-from apps.bjgas_platform.services.sla import refresh_clocks
+from apps.bjgas_platform.models import (
+    OutboxMessage,
+    SlaClock,
+    SlaEvent,
+    SupportGroup,
+    TransitionLog,
+    User,
+)
+from apps.bjgas_platform.services.sla import reapply_policies, refresh_clocks, sweep
 from apps.bjgas_platform.tests.factories import CompanyFactory
+
+from .incident_fixtures import clock  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +260,57 @@ def test_error_report_file(company, log_file, tmp_path):
     run(log_file, "--errors", str(report))
     rows = list(csv.reader(report.open(encoding="utf-8-sig")))
     assert rows[1][:2] == ["14", "INC0000003"]
+
+
+def test_an_open_imported_incident_never_fires_its_past(company, log_file):
+    """INC0000003 is still New in the source: its response and resolution limits passed in
+    March 2016, before the import. Re-deriving its clocks (an SLA policy edited, a step
+    taken on it) and sweeping must not send ten-year-old reminders and escalations."""
+    run(log_file)
+    c = Incident.objects.get(number="INC0000003")
+    ct = ContentType.objects.get_for_model(Incident)
+    clocks = SlaClock.objects.filter(content_type=ct, object_id=c.pk)
+    assert clocks.exists() and all(row.breached for row in clocks)
+
+    assert reapply_policies() >= 1
+    refresh_clocks(c)
+    assert all(row.next_check_at is None for row in clocks.all())
+    assert sweep() == 0
+    # Even a clock due for a check (as a sweep after an outage would find it) fires nothing.
+    clocks.update(next_check_at=local(2016, 3, 3, 9, 0))
+    assert sweep() == 0
+    assert not SlaEvent.objects.filter(clock__in=clocks).exists()
+    assert not OutboxMessage.objects.exists()
+    assert all(row.next_check_at is None for row in clocks.all())
+
+
+@pytest.mark.usefixtures("clock")
+def test_an_open_imported_incident_fires_what_falls_due_after_the_import(company, tmp_path):
+    """Imported at 09:00 on Tue 3 Mar 2026, still New since 08:35. Its P2 dispatch limit is
+    30 business minutes with a reminder at 75%: the reminder was due at 08:57:30, before
+    the import (history, never sent), the breach at 09:05, after it (sent like any)."""
+    d = dict(number="INC0000009", opened_at="3/3/2026 08:35", caller_id="Caller 9",
+             opened_by="Opened by 3", contact_type="Phone", priority="2 - High",
+             made_sla="true", resolved_at="?", closed_at="?")  # fmt: skip
+    run(write_log(tmp_path / "open.csv", [(d, 0, "New", "3/3/2026 08:35", "?", "?", {})]))
+    incident = Incident.objects.get(number="INC0000009")
+    assert incident.imported_at == local(2026, 3, 3, 9, 0)
+    dispatch = SlaClock.objects.get(object_id=incident.pk, metric="dispatch")
+    assert dispatch.due_at == local(2026, 3, 3, 9, 5)
+    assert dispatch.next_check_at == local(2026, 3, 3, 9, 5)
+
+    assert sweep(local(2026, 3, 3, 9, 4)) == 0
+    sweep(local(2026, 3, 3, 9, 6))
+    assert list(SlaEvent.objects.filter(clock=dispatch).values_list("kind", "due_at")) == [
+        ("breach", local(2026, 3, 3, 9, 5))
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_incidents_imported_before_the_horizon_existed_get_one(company, log_file):
+    run(log_file)
+    call_command("migrate", "bjgas_ops", "0007", verbosity=0)  # the column goes
+    call_command("migrate", "bjgas_ops", verbosity=0)  # it comes back, filled in
+    imported = list(Incident.objects.values_list("imported_at", "updated_at"))
+    assert len(imported) == 3
+    assert all(at is not None and at == updated for at, updated in imported)

@@ -553,8 +553,25 @@ def _fired_keys(clock_ids: list[int]) -> set[tuple]:
     )
 
 
-def _store(clock: SlaClock, policy: SlaPolicy, figures: ClockFigures, fired: set) -> None:
-    """Copy figures onto the clock and plan its next check: the earliest unfired moment."""
+def history_until(record) -> datetime | None:
+    """Return the moment before which the record's SLA moments are history, if any.
+
+    A record that came from another system (an import) says when, as `sla_history_until`:
+    what fell due there was not ours to announce, so it never fires here; what falls due
+    after does, like on any record.
+    """
+    return getattr(record, "sla_history_until", None)
+
+
+def _store(
+    clock: SlaClock,
+    policy: SlaPolicy,
+    figures: ClockFigures,
+    fired: set,
+    until: datetime | None = None,
+) -> None:
+    """Copy figures onto the clock and plan its next check: the earliest unfired moment
+    (after `until`, the record's history horizon)."""
     clock.policy = policy
     clock.limit_seconds = figures.limit_seconds
     clock.started_at = figures.started_at
@@ -566,7 +583,10 @@ def _store(clock: SlaClock, policy: SlaPolicy, figures: ClockFigures, fired: set
     clock.breached = figures.breached
     clock.warning = figures.warning
     pending = [
-        p.fire_at for p in figures.points if (clock.pk, p.kind, p.level, p.deadline) not in fired
+        p.fire_at
+        for p in figures.points
+        if (clock.pk, p.kind, p.level, p.deadline) not in fired
+        and (until is None or p.fire_at > until)
     ]
     clock.next_check_at = min(pending, default=None)
 
@@ -603,7 +623,7 @@ def _refresh(record: WorkflowRecord, ctx: Context) -> dict[str, SlaClock]:
                 continue
             if clock is None:
                 clock = SlaClock(content_type=ct, object_id=record.pk, metric=metric)
-            _store(clock, policy, figures, fired)
+            _store(clock, policy, figures, fired, history_until(record))
             clocks[metric] = _save(clock)
         clocks_refreshed.send(sender=type(record), record=record, clocks=clocks)
     return clocks
@@ -619,8 +639,9 @@ def derive_history_clocks(
 
     Each pair is a record (saved or not) with its log rows, oldest first; the caller sets
     the clocks' `object_id` once the records have keys. The clocks carry their figures
-    but plan no check: reminders, breaches and escalations that fell due in the past are
-    history, not news, so the sweep never fires them. `make` builds each clock from its
+    and plan only what falls due after `now`: reminders, breaches and escalations that
+    fell due before are history, not news, so the sweep never fires them (the records say
+    so with `sla_history_until`, for later refreshes too). `make` builds each clock from its
     first values (a bulk writer may pass a lighter class than the model). A writer of many
     batches passes one `context` for all, so policies and calendars load once.
     """
@@ -636,9 +657,8 @@ def derive_history_clocks(
             if figures is None:
                 continue
             clock = make(content_type_id=ct_id, object_id=record.pk, metric=metric, pk=None)
-            _store(clock, policy, figures, set())
+            _store(clock, policy, figures, set(), until=now)
             clock.policy_id = policy.pk
-            clock.next_check_at = None
             clocks.append(clock)
         result.append(clocks)
     return result
@@ -820,17 +840,19 @@ def _check_clock(clock: SlaClock, record, ctx: Context, fired_keys: set, checked
     if figures is None:
         clock.delete()
         return 0
+    until = history_until(record)
     due = [
         point
         for point in figures.points
         if point.fire_at <= ctx.now
+        and (until is None or point.fire_at > until)
         and (clock.pk, point.kind, point.level, point.deadline) not in fired_keys
     ]
     new = _record_events(clock, due)
     for point in new:
         _notify(clock, record, policy, point, ctx)
     fired_keys.update((clock.pk, p.kind, p.level, p.deadline) for p in due)
-    _store(clock, policy, figures, fired_keys)
+    _store(clock, policy, figures, fired_keys, until)
     clock.updated_at = ctx.now
     checked.append(clock)
     return len(new)
