@@ -1,11 +1,13 @@
 """Receivers of the platform's signals for the service-management processes."""
 
+from django.db import transaction
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from apps.bjgas_platform.models import SlaMetric
 from apps.bjgas_platform.signals import clocks_refreshed, transition_applied
 
-from .models import Incident
+from .models import ImportJob, Incident
 
 
 @receiver(transition_applied, sender=Incident, dispatch_uid="bjgas_ops.incident_transition")
@@ -28,3 +30,12 @@ def incident_clocks_refreshed(sender, record, clocks, **kwargs) -> None:
     if record.sla_met != verdict:
         record.sla_met = verdict
         Incident.objects.filter(pk=record.pk).update(sla_met=verdict)
+
+
+@receiver(post_delete, sender=ImportJob, dispatch_uid="bjgas_ops.import_job_file")
+def import_job_deleted(sender, instance, **kwargs) -> None:
+    """A deleted job takes its uploaded file with it (the file may hold personal data),
+    once the deletion is committed."""
+    if instance.file:
+        name, storage = instance.file.name, instance.file.storage
+        transaction.on_commit(lambda: storage.delete(name))

@@ -170,6 +170,11 @@ class ImportJobAdmin(DeskAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # a job is a record of what happened; nothing to edit
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status == ImportStatus.RUNNING:
+            return False  # its worker still writes to it
+        return super().has_delete_permission(request, obj)
+
     def changelist_view(self, request, extra_context=None):
         service.fail_stalled_jobs()  # so a row never shows a dead job as running
         return super().changelist_view(request, extra_context)

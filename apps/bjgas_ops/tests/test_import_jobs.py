@@ -4,6 +4,7 @@ the error report, who may see a job, and the column-mapping pages."""
 import io
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -431,3 +432,26 @@ def test_the_stalled_job_check_is_scheduled_every_minute():
     assert task.task == STALLED_TASK == fail_stalled_import_jobs.name
     assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.MINUTES)
     assert task.enabled
+
+
+def test_deleting_a_job_deletes_its_file_but_a_running_job_stays(
+    client, world, clock, boss, django_capture_on_commit_callbacks
+):
+    login(client, boss)
+    done = queued_job(boss, django_capture_on_commit_callbacks)
+    running = queued_job(boss, django_capture_on_commit_callbacks)
+    ImportJob.objects.filter(pk=done.pk).update(status=ImportStatus.DONE)
+    running_since(running, 10)
+    cache.set(heartbeat_key(running.pk), time.time())
+    path = Path(done.file.path)
+    assert path.exists()
+
+    refused = client.post(job_url(running, "delete"), {"post": "yes"})
+    assert refused.status_code == 403 and ImportJob.objects.filter(pk=running.pk).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(job_url(done, "delete"), {"post": "yes"})
+    assert response.status_code == 302
+    assert not ImportJob.objects.filter(pk=done.pk).exists()
+    assert not path.exists()
+    assert Path(running.file.path).exists()
