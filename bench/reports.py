@@ -16,8 +16,8 @@ against one hand-written SQL statement computing the same figures from the incid
 segment tables. The same service is also timed counting the incidents themselves, as it
 does for a scoped user or a filtered report (`<report>_counted_ms`), and once more after
 one incident changed, so that the report first recounts that day (`stale_day_ms`).
-The last line printed is one JSON object with `<report>_ms` and `<report>_hand_sql_ms`
-(and the figures above) for each report.
+The benchmark database is dropped at the end. The last line printed is one JSON object
+with `<report>_ms` and `<report>_hand_sql_ms` (and the figures above) for each report.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def recreate_database() -> None:
+def recreate_database(create: bool = True) -> None:
     import environ
     import MySQLdb
 
@@ -71,9 +71,10 @@ def recreate_database() -> None:
     )
     cursor = server.cursor()
     cursor.execute(f"DROP DATABASE IF EXISTS `{config['NAME']}`")
-    cursor.execute(
-        f"CREATE DATABASE `{config['NAME']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    )
+    if create:
+        cursor.execute(
+            f"CREATE DATABASE `{config['NAME']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
     server.close()
 
 
@@ -159,11 +160,22 @@ def larger_buffer_pool():
 
 
 def restore_buffer_pool(size) -> None:
-    from django.db import connection
+    """Give the buffer pool its size back. InnoDB refuses to shrink while the pages cannot
+    be freed yet ('change aborted'): try again for a while, then say so."""
+    from django.db import OperationalError, connection
 
-    if size is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET GLOBAL innodb_buffer_pool_size = {size}")
+    if size is None:
+        return
+    for _attempt in range(6):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET GLOBAL innodb_buffer_pool_size = {size}")
+            say(f"  InnoDB buffer pool back to {size // 1024**2} MiB")
+            return
+        except OperationalError as exc:
+            error = exc
+            time.sleep(5)
+    say(f"  The buffer pool stays larger ({error}): set it to {size} bytes by hand.")
 
 
 def median_ms(action) -> float:
@@ -238,12 +250,16 @@ def main() -> None:
     call_command("load_demo_data", verbosity=0)
     restore = larger_buffer_pool()
     try:
-        run(reports, connection, import_servicenow)
+        figures = run(reports, connection, import_servicenow)
     finally:
+        say("Dropping the benchmark database ...")
+        connection.close()
+        recreate_database(create=False)
         restore_buffer_pool(restore)
+    print(json.dumps(figures))
 
 
-def run(reports, connection, import_servicenow) -> None:
+def run(reports, connection, import_servicenow) -> dict:
     say(f"Importing {DATASET.name} ...")
     summary = import_servicenow(DATASET)
     say(f"  {summary.created} incidents in {summary.seconds:.0f} s")
@@ -314,7 +330,7 @@ def run(reports, connection, import_servicenow) -> None:
     reports.narrative(None, flt)
     figures["narrative_ms"] = median_ms(lambda: reports.narrative(None, flt))
     say(f"  narrative                service {figures['narrative_ms']:>8.1f} ms")
-    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":
