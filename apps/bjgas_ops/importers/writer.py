@@ -47,6 +47,7 @@ from apps.bjgas_platform.models import (
     Department,
     Region,
     SlaClock,
+    SlaEvent,
     SupportGroup,
     TransitionLog,
     User,
@@ -624,27 +625,32 @@ class _Plan:
     def _clear(self, pks: list[int]) -> None:
         """Remove what an earlier import of these incidents derived from their history."""
         TransitionLog.objects.filter(content_type=self.ct, object_id__in=pks).delete()
-        SlaClock.objects.filter(content_type=self.ct, object_id__in=pks).delete()
+        # The clocks' events go first, then the clocks in one statement: the ORM would
+        # load every clock to cascade to its events.
+        SlaEvent.objects.filter(clock__content_type=self.ct, clock__object_id__in=pks).delete()
+        marks = ", ".join(["%s"] * len(pks))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {connection.ops.quote_name(SlaClock._meta.db_table)} "  # noqa: S608
+                f"WHERE content_type_id = %s AND object_id IN ({marks})",
+                [self.ct.pk, *pks],
+            )
         IncidentSegment.objects.filter(incident_id__in=pks).delete()
         self.history_model.objects.filter(id__in=pks, history_change_reason="import").delete()
 
     def _replace_rows(self, updates: list[_Built]) -> None:
-        """Update incidents imported before, all columns but their key and number."""
-        columns = [
-            f.attname
-            for f in Incident._meta.concrete_fields
-            if f.attname not in ("id", "number", "updated_at")
-        ]
+        """Update incidents imported before, all columns but their key and number.
+
+        One multi-row upsert per batch instead of one UPDATE per incident: every row
+        exists (found in this transaction), so each insert turns into the update of its
+        row, sent in order with the batch's other rows.
+        """
         for b in updates:
             b.incident.updated_at = self.now
-        columns.append("updated_at")
-        table = connection.ops.quote_name(Incident._meta.db_table)
-        assignments = ", ".join(f"{connection.ops.quote_name(c)} = %s" for c in columns)
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {table} SET {assignments} WHERE id = %s",  # noqa: S608 (names are ours)
-                [[*_values(Incident, b.incident, columns), b.incident.pk] for b in updates],
-            )
+        columns = [f.attname for f in Incident._meta.concrete_fields]
+        rows = [_values(Incident, b.incident, columns) for b in updates]
+        kept = [c for c in columns if c not in ("id", "number")]
+        self.send(_statements(Incident._meta.db_table, columns, rows, update=kept))
 
     def _insert_incidents(self, news: list[_Built]) -> None:
         for b in news:
@@ -811,9 +817,12 @@ def _insert(table: str, columns: list[str], rows: list) -> None:
 Statement = tuple[str | bytes, list | None]
 
 
-def _statements(table: str, columns: list[str], rows: list) -> list[Statement]:
+def _statements(
+    table: str, columns: list[str], rows: list, update: list[str] | None = None
+) -> list[Statement]:
     """The statements that insert `rows`: (SQL, None) whole, or (SQL, rows) for executemany.
 
+    With `update`, a row whose primary key exists has those columns updated instead.
     SQL with parameters uses the DB-API's own marker (the raw connection's, since a
     `_Sender` runs them past Django's cursor).
     """
@@ -822,8 +831,17 @@ def _statements(table: str, columns: list[str], rows: list) -> list[Statement]:
     quote = connection.ops.quote_name
     head = "INSERT INTO {} ({})".format(quote(table), ", ".join(quote(c) for c in columns))
     if connection.vendor == "mysql":
-        return [(sql, None) for sql in _mysql_inserts(head, rows)]
+        tail = b""
+        if update:
+            tail = " ON DUPLICATE KEY UPDATE {}".format(
+                ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in update)
+            ).encode()
+        return [(sql + tail, None) for sql in _mysql_inserts(head, rows)]
     sql = "{} VALUES ({})".format(head, ", ".join(["?"] * len(columns)))
+    if update:
+        sql += " ON CONFLICT (id) DO UPDATE SET {}".format(
+            ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+        )
     return [(sql, rows[start : start + BATCH]) for start in range(0, len(rows), BATCH)]
 
 

@@ -314,3 +314,36 @@ def test_incidents_imported_before_the_horizon_existed_get_one(company, log_file
     imported = list(Incident.objects.values_list("imported_at", "updated_at"))
     assert len(imported) == 3
     assert all(at is not None and at == updated for at, updated in imported)
+
+
+def test_rerun_rewrites_every_changed_column_and_keeps_what_was_added_here(
+    company, log_file, tmp_path
+):
+    from django.utils import timezone
+
+    from apps.bjgas_platform.models import Comment, CommentKind
+
+    run(log_file)
+    a = Incident.objects.get(number="INC0000001")
+    note = Comment.objects.create(
+        content_type=ContentType.objects.get_for_model(Incident),
+        object_id=a.pk,
+        kind=CommentKind.NOTE,
+        body="现场已核实",
+        created_at=timezone.now(),
+    )
+    changed = [
+        (base | {"priority": "1 - Critical", "contact_type": "Phone", "closed_at": "?"}
+         if base is A else base, mod, state, at, group, assignee, extra)
+        for base, mod, state, at, group, assignee, extra in EVENTS
+        if not (base is A and state == "Closed")
+    ]  # fmt: skip
+    run(write_log(tmp_path / "again.csv", changed))
+
+    again = Incident.objects.get(pk=a.pk)
+    assert (again.number, again.priority, again.channel) == ("INC0000001", "P1", "phone")
+    assert (again.state, again.closed_at) == ("resolved", None)  # no longer closed
+    assert again.handling_seconds == 6 * 3600  # 09:00 → 15:00, as before
+    assert again.imported_at >= a.imported_at
+    assert Comment.objects.filter(pk=note.pk, object_id=a.pk).exists()
+    assert Incident.objects.count() == 3
