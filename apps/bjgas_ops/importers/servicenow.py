@@ -132,6 +132,7 @@ def _naive_time(text: str) -> datetime:
 
 TIME_COLUMNS = ("sys_updated_at", "opened_at", "resolved_at", "closed_at")
 COUNT_COLUMNS = ("sys_mod_count", "reassignment_count", "reopen_count")
+MAX_COUNT_DIGITS = 9  # the count columns hold up to 2,147,483,647 on every database
 
 
 def _check_values(row: dict[str, str], zone: ZoneInfo) -> tuple[str, str] | None:
@@ -148,6 +149,8 @@ def _check_values(row: dict[str, str], zone: ZoneInfo) -> tuple[str, str] | None
         raw = (row.get(column) or MISSING).strip()
         if raw != MISSING and not raw.isdigit():
             return column, _("'%(value)s' is not a whole number") % {"value": raw}
+        if raw != MISSING and len(raw.lstrip("0")) > MAX_COUNT_DIGITS:
+            return column, _("'%(value)s' is too large for a count") % {"value": raw}
     return None
 
 

@@ -88,6 +88,7 @@ def write_incidents(
     if not items:
         return summary
     step = progress or (lambda stage, done, total: None)
+    _check_escaping()
     with transaction.atomic(), report_rollup.marks_paused(source_system):
         plan = _Plan(source_system, company, actor, now or timezone.now())
         items, errors = plan.check(items)
@@ -110,6 +111,26 @@ def write_incidents(
         plan.write_history()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _check_escaping() -> None:
+    """Refuse to write where the MariaDB session reads backslashes literally.
+
+    The statements are escaped with backslashes (see `_mysql_inserts`); settings.py sets
+    the session's sql_mode without NO_BACKSLASH_ESCAPES, and this keeps it so.
+    """
+    if connection.vendor != "mysql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.sql_mode")
+        mode = (cursor.fetchone()[0] or "").upper()
+    if "NO_BACKSLASH_ESCAPES" in mode:
+        raise ValueError(
+            _(
+                "The database session has sql_mode NO_BACKSLASH_ESCAPES, with which the "
+                "import cannot write text safely; remove it from the database settings."
+            )
+        )
 
 
 def field_label(name: str) -> str:

@@ -220,9 +220,30 @@ def marks_paused(source_system: str):
         try:
             yield
         finally:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET {PAUSE_VARIABLE} = NULL")
+            _end_pause()
     mark_days(before | source_days(source_system))
+
+
+def _end_pause() -> None:
+    """Reset the MariaDB pause, through the driver.
+
+    The session variable outlives the transaction, so it is reset even when the import
+    failed; Django refuses any query in a transaction it marked for rollback (and would
+    put its own error in place of the import's), hence the driver's cursor. A connection
+    that died took the variable with it.
+    """
+    raw = connection.connection
+    if raw is None:
+        return
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(f"SET {PAUSE_VARIABLE} = NULL")
+        finally:
+            cursor.close()
+    except Exception:  # the import's own error is the one to report
+        logger.warning("The report marks' pause could not be reset; closing the connection")
+        connection.close()
 
 
 def source_days(source_system: str) -> set[date]:

@@ -347,3 +347,76 @@ def test_rerun_rewrites_every_changed_column_and_keeps_what_was_added_here(
     assert again.imported_at >= a.imported_at
     assert Comment.objects.filter(pk=note.pk, object_id=a.pk).exists()
     assert Incident.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_in_a_later_batch_is_reported_as_itself(company, tmp_path, monkeypatch):
+    """The second thread's failure surfaces in the next batch's first query: the import
+    must end with the database's own error, change nothing, and leave the connection's
+    report marks working."""
+    from django.db import DatabaseError, connection
+    from django.db.transaction import TransactionManagementError
+
+    from apps.bjgas_ops.importers import writer
+    from apps.bjgas_ops.importers.servicenow import import_servicenow
+    from apps.bjgas_ops.models import IncidentSegment, ReportDirtyDay
+
+    # Two incidents of one priority: the second batch needs no policy query, so the first
+    # query it sends is the delete of the first import's rows (inside Django's atomic).
+    twin = A | {"number": "INC0000011"}
+    log_file = write_log(
+        tmp_path / "twins.csv",
+        [row for row in EVENTS if row[0] is A]
+        + [(twin, *row[1:]) for row in EVENTS if row[0] is A],
+    )
+    run(log_file)
+    before = (TransitionLog.objects.count(), IncidentSegment.objects.count())
+    monkeypatch.setattr(writer, "BATCH", 1)  # one batch per incident
+    table = IncidentSegment._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                f"CREATE TRIGGER break_segments BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'segment store is down'); END"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER break_segments BEFORE INSERT ON {table} FOR EACH ROW "
+                "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'segment store is down'"
+            )
+    try:
+        with pytest.raises(DatabaseError, match="segment store is down") as raised:
+            import_servicenow(log_file)
+        assert not isinstance(raised.value, TransactionManagementError)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER break_segments")
+    assert (TransitionLog.objects.count(), IncidentSegment.objects.count()) == before
+    # A live change after the failed import still marks its day for the reports.
+    ReportDirtyDay.objects.all().delete()
+    Incident.objects.filter(number="INC0000001").update(priority="P4")
+    assert set(ReportDirtyDay.objects.values_list("day", flat=True)) == {local(2016, 3, 1).date()}
+
+
+def test_text_with_backslashes_and_quotes_is_stored_as_written_or_refused(company, tmp_path):
+    """The MariaDB statements escape with backslashes: a session that reads backslashes
+    literally (NO_BACKSLASH_ESCAPES) is refused before anything is written."""
+    from django.db import connection
+
+    awkward = dict(A, number="INC0000042", caller_id='Caller \\\' 7 "北京" \\\\')
+    path = write_log(
+        tmp_path / "awkward.csv", [(awkward, 0, "New", "1/3/2016 09:05", "?", "?", {})]
+    )
+    if connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        try:
+            with pytest.raises(CommandError, match="NO_BACKSLASH_ESCAPES"):
+                run(path)
+            assert not Incident.objects.exists()
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
+    run(path)
+    incident = Incident.objects.get(number="INC0000042")
+    assert incident.requester.get_full_name() == 'Caller \\\' 7 "北京" \\\\'

@@ -76,3 +76,14 @@ def test_error_report_cannot_carry_a_formula(company, tmp_path):  # noqa: F811
         run(write_log(tmp_path / "evil.csv", events), "--errors", str(report), "--strict")
     cell = rows_of(report)[1][1]
     assert cell == '\'=HYPERLINK("http://evil","x")'
+
+
+def test_a_count_too_large_for_its_column_is_a_bad_row(company, tmp_path):  # noqa: F811
+    # Line 2 is INC0000001's first row; a count of 20 digits would overflow the column.
+    events = with_change(0, reassignment_count="99999999999999999999999")
+    report = tmp_path / "errors.csv"
+    run(write_log(tmp_path / "big.csv", events), "--errors", str(report))
+    bad = [r for r in rows_of(report)[1:] if r[1] == "INC0000001"]
+    assert [(int(r[0]), r[2]) for r in bad] == [(2, "reassignment_count")]
+    assert "99999999999999999999999" in bad[0][3]
+    assert Incident.objects.count() == 3  # the rest is imported

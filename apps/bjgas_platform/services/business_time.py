@@ -45,17 +45,16 @@ class BusinessClock:
     holidays: dict[date, str]
     holiday_years: set[int]
     warnings: set[str] = field(default_factory=set)
-    # Per local date: its working intervals and their length in seconds (the calendar's
-    # rows do not change while a clock is in use).
-    _days: dict[date, tuple[list[Interval], float]] = field(default_factory=dict, repr=False)
-    # Running totals of whole days: _totals[i] is the business seconds of the days from
-    # _first_day up to, not including, _first_day + i days. A long span then costs two
-    # look-ups instead of a walk over its days.
+    # Per local date: its working intervals, their length in seconds, and the warning it
+    # gives when read ('' or the one of a year without public holidays). The calendar's
+    # rows do not change while a clock is in use.
+    _days: dict[date, tuple[list[Interval], float, str]] = field(default_factory=dict, repr=False)
+    # Running totals over the days from _first_day on: _totals[i] holds the business
+    # seconds and _warned[i] the number of warning days before _first_day + i days. A long
+    # span then costs two look-ups instead of a walk over its days.
     _first_day: date | None = field(default=None, repr=False)
-    # The warning of each year without public holidays, once one of its days was read:
-    # `warnings` is cleared per clock, and cached days must warn again.
-    _year_warnings: dict[int, str] = field(default_factory=dict, repr=False)
     _totals: list[float] = field(default_factory=list, repr=False)
+    _warned: list[int] = field(default_factory=list, repr=False)
 
     @classmethod
     def for_calendar(cls, calendar: BusinessCalendar) -> BusinessClock:
@@ -81,40 +80,50 @@ class BusinessClock:
     # ---------------------------------------------------------------- one day
 
     def day_periods(self, day: date) -> list[tuple[time, time]]:
-        """Return the working periods of one local date, in order."""
+        """Return the working periods of one local date, in order (noting any warning)."""
+        periods, warning = self._periods_of(day)
+        if warning:
+            self.warnings.add(warning)
+        return periods
+
+    def _periods_of(self, day: date) -> tuple[list[tuple[time, time]], str]:
         if day in self.exceptions:
             hours = self.exceptions[day]
-            return [hours] if hours else []
+            return ([hours] if hours else []), ""
+        warning = ""
         if self.calendar.observes_public_holidays:
             if day.year not in self.holiday_years:
                 warning = _(
                     "No public holidays are entered for %(year)s; its days are counted as "
                     "plain weekdays."
                 ) % {"year": day.year}
-                self._year_warnings[day.year] = warning
-                self.warnings.add(warning)
             kind = self.holidays.get(day)
             if kind == HolidayKind.DAY_OFF:
-                return []
+                return [], warning
             if kind == HolidayKind.WORKDAY:
-                return self.periods.get(self.calendar.makeup_day_weekday, [])
-        return self.periods.get(day.weekday(), [])
+                return self.periods.get(self.calendar.makeup_day_weekday, []), warning
+        return self.periods.get(day.weekday(), []), warning
 
     def day_intervals(self, day: date) -> list[Interval]:
         return self._day(day)[0]
 
     def _day(self, day: date) -> tuple[list[Interval], float]:
-        cached = self._days.get(day)
-        if cached is not None and self._year_warnings:
-            self._warn_years(day.year, day.year)
-        if cached is None:
-            intervals = [
-                (datetime.combine(day, start, self.tz), _end_of(day, end, self.tz))
-                for start, end in self.day_periods(day)
-            ]
-            seconds = sum((end - begin).total_seconds() for begin, end in intervals)
-            cached = self._days[day] = (intervals, seconds)
-        return cached
+        """One day's intervals and seconds, for a span that includes the day: it warns."""
+        intervals, seconds, warning = self._days.get(day) or self._read_day(day)
+        if warning:
+            self.warnings.add(warning)
+        return intervals, seconds
+
+    def _read_day(self, day: date) -> tuple[list[Interval], float, str]:
+        """Work out one day and keep it, without warning (the day may lie outside the span)."""
+        periods, warning = self._periods_of(day)
+        intervals = [
+            (datetime.combine(day, start, self.tz), _end_of(day, end, self.tz))
+            for start, end in periods
+        ]
+        seconds = sum((end - begin).total_seconds() for begin, end in intervals)
+        found = self._days[day] = (intervals, seconds, warning)
+        return found
 
     # ------------------------------------------------------------- arithmetic
 
@@ -188,33 +197,56 @@ class BusinessClock:
 
     def _whole_days(self, first: date, stop: date) -> float:
         """Return the business seconds of the whole days from `first` up to, not including,
-        `stop`."""
+        `stop`; note the warnings of those days."""
         if stop <= first:
             return 0.0
-        if self._first_day is None or first < self._first_day:
-            self._restart_totals(first)
-        start = (first - self._first_day).days
+        self._cover(first, stop)
+        start, end = (first - self._first_day).days, (stop - self._first_day).days
+        if self._warned[end] > self._warned[start]:
+            self._warn_between(first, stop)
+        return self._totals[end] - self._totals[start]
+
+    def _warn_between(self, first: date, stop: date) -> None:
+        """Note the warning of each year that has a warning day in [first, stop)."""
+        for year in range(first.year, (stop - timedelta(days=1)).year + 1):
+            begin = max(first, date(year, 1, 1))
+            end = min(stop, date(year + 1, 1, 1))
+            i, j = (begin - self._first_day).days, (end - self._first_day).days
+            if self._warned[j] > self._warned[i]:
+                day = begin
+                while not self._days[day][2]:
+                    day += timedelta(days=1)
+                self.warnings.add(self._days[day][2])
+
+    def _cover(self, first: date, stop: date) -> None:
+        """Extend the running totals to cover the days from `first` to `stop`.
+
+        Reaching back, they go at least as far again as they already reach (and a year),
+        so spans that come newest first rebuild them a few times, not once per span.
+        """
+        if self._first_day is None:
+            self._first_day, self._totals, self._warned = first, [0.0], [0]
+        elif first < self._first_day:
+            reach = max(len(self._totals), 366)
+            new_first = min(first, self._first_day - timedelta(days=reach))
+            totals, warned = [0.0], [0]
+            day = new_first
+            while day < self._first_day:
+                _intervals, seconds, warning = self._days.get(day) or self._read_day(day)
+                totals.append(totals[-1] + seconds)
+                warned.append(warned[-1] + bool(warning))
+                day += timedelta(days=1)
+            seconds_before, warned_before = totals[-1], warned[-1]
+            self._totals = totals + [seconds_before + t for t in self._totals[1:]]
+            self._warned = warned + [warned_before + w for w in self._warned[1:]]
+            self._first_day = new_first
         end = (stop - self._first_day).days
-        totals = self._totals
+        totals, warned = self._totals, self._warned
         while len(totals) <= end:
             day = self._first_day + timedelta(days=len(totals) - 1)
-            totals.append(totals[-1] + self._day(day)[1])
-        if self._year_warnings:
-            self._warn_years(first.year, (stop - timedelta(days=1)).year)
-        return totals[end] - totals[start]
-
-    def _warn_years(self, first: int, last: int) -> None:
-        for year in range(first, last + 1):
-            if year in self._year_warnings:
-                self.warnings.add(self._year_warnings[year])
-
-    def _restart_totals(self, first: date) -> None:
-        """Begin the running totals at `first`, keeping the days already summed."""
-        known = len(self._totals) - 1 if self._first_day is not None else 0
-        stop = self._first_day + timedelta(days=known) if self._first_day else first
-        self._first_day, self._totals = first, [0.0]
-        if stop > first:
-            self._whole_days(first, stop)
+            _intervals, seconds, warning = self._days.get(day) or self._read_day(day)
+            totals.append(totals[-1] + seconds)
+            warned.append(warned[-1] + bool(warning))
 
     def _no_working_time(self) -> CalendarError:
         return CalendarError(

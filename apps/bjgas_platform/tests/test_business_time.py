@@ -246,3 +246,52 @@ def test_a_year_without_holidays_warns_on_every_clock_that_reads_it(standard):
     c.warnings.clear()
     c.seconds_between(at("2026-06-01T09:00"), at("2026-06-01T10:00"))
     assert c.warnings == set()
+
+
+def test_warnings_name_only_the_years_a_span_covers(standard):
+    # Holiday rows exist from 2004 to 2026 (the chinese-calendar package). The running
+    # totals also read days outside a span (to reach back, to extend): they must not warn.
+    assert not PublicHoliday.objects.filter(date__year__in=[2000, 2002, 2027]).exists()
+    c = clock(standard)
+    c.seconds_between(at("2002-03-04T09:00"), at("2002-03-11T09:00"))
+    c.warnings.clear()
+    c.seconds_between(at("2000-03-01T09:00"), at("2000-03-10T09:00"))
+    assert any("2000" in w for w in c.warnings) and not any("2002" in w for w in c.warnings)
+    c.warnings.clear()
+    c.seconds_between(at("2005-03-01T09:00"), at("2005-03-10T09:00"))  # between the two
+    assert c.warnings == set()
+
+    c = clock(standard)
+    c.seconds_between(at("2027-03-01T09:00"), at("2027-03-10T09:00"))
+    assert any("2027" in w for w in c.warnings)
+    c.warnings.clear()
+    c.seconds_between(at("2025-03-03T09:00"), at("2025-03-12T09:00"))
+    assert c.warnings == set()
+    c.seconds_between(at("2025-03-03T09:00"), at("2027-01-12T09:00"))  # into 2027
+    assert [w for w in c.warnings if "2027" in w] and not [w for w in c.warnings if "2025" in w]
+
+
+def test_a_calendar_exception_day_does_not_warn(standard):
+    CalendarException.objects.create(
+        calendar=standard, date=date(2027, 1, 5), is_working=False, name="停电检修"
+    )
+    c = clock(standard)
+    c.seconds_between(at("2027-01-04T09:00"), at("2027-01-08T09:00"))  # reads the 5th
+    c.warnings.clear()
+    assert c.seconds_between(at("2027-01-05T09:00"), at("2027-01-05T17:00")) == 0
+    assert c.warnings == set()
+
+
+def test_spans_newest_first_rebuild_the_totals_a_few_times_not_once_per_span(standard):
+    """Ten years of four-day spans, newest first: the running totals reach back in
+    growing steps instead of being rebuilt for every span (counted, not timed)."""
+    c = clock(standard)
+    starts = set()
+    first = date(2016, 1, 1).toordinal()
+    for ordinal in range(first + 3650, first, -1):
+        start = datetime.combine(date.fromordinal(ordinal), time(9), SH)
+        end = datetime.combine(date.fromordinal(ordinal + 4), time(9), SH)
+        # Four calendar days from 09:00: at most 4 × 8 h, whatever the holidays.
+        assert 0 <= c.seconds_between(start, end) <= 32 * HOUR
+        starts.add(c._first_day)
+    assert len(starts) <= 8  # 1 + about log2(3650 / 366) reaches back
