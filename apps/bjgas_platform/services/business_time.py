@@ -184,7 +184,10 @@ class BusinessClock:
         total = self._part_of_day(first, local_start, local_end)
         if last > first:
             total += self._whole_days(first + timedelta(days=1), last)
-            total += self._part_of_day(last, local_start, local_end)
+            if local_end > datetime.combine(
+                last, time(0), self.tz
+            ):  # else [.., end) ends before it
+                total += self._part_of_day(last, local_start, local_end)
         return total
 
     def _part_of_day(self, day: date, local_start: datetime, local_end: datetime) -> float:

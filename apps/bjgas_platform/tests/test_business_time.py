@@ -269,6 +269,12 @@ def test_warnings_name_only_the_years_a_span_covers(standard):
     assert c.warnings == set()
     c.seconds_between(at("2025-03-03T09:00"), at("2027-01-12T09:00"))  # into 2027
     assert [w for w in c.warnings if "2027" in w] and not [w for w in c.warnings if "2025" in w]
+    c.warnings.clear()
+    # A year's report, [1 Jan 2026, 1 Jan 2027): not one moment of 2027, so no warning.
+    assert c.seconds_between(at("2026-12-28T09:00"), at("2027-01-01T00:00")) == 4 * 8 * HOUR - (
+        0.5 * HOUR
+    )
+    assert c.warnings == set()
 
 
 def test_a_calendar_exception_day_does_not_warn(standard):
