@@ -54,7 +54,11 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def recreate_database(create: bool = True) -> None:
+def recreate_database() -> None:
+    drop_database(create_again=True)
+
+
+def drop_database(create_again: bool = False) -> None:
     import environ
     import MySQLdb
 
@@ -71,7 +75,7 @@ def recreate_database(create: bool = True) -> None:
     )
     cursor = server.cursor()
     cursor.execute(f"DROP DATABASE IF EXISTS `{config['NAME']}`")
-    if create:
+    if create_again:
         cursor.execute(
             f"CREATE DATABASE `{config['NAME']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
@@ -254,7 +258,7 @@ def main() -> None:
     finally:
         say("Dropping the benchmark database ...")
         connection.close()
-        recreate_database(create=False)
+        drop_database()
         restore_buffer_pool(restore)
     print(json.dumps(figures))
 

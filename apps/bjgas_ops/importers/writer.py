@@ -711,13 +711,12 @@ class _Plan:
             segments.extend([pk, *_values(IncidentSegment, s, segment_columns)] for s in b.segments)
             history.extend(self._history_rows(b))
         for table, columns, rows in (
-            (TransitionLog, ["content_type_id", "object_id", *LOG_COLUMNS], logs),
-            (SlaClock, ["object_id", "updated_at", *clock_columns], clocks),
-            (IncidentSegment, ["incident_id", *segment_columns], segments),
+            (TransitionLog._meta.db_table, ["content_type_id", "object_id", *LOG_COLUMNS], logs),
+            (SlaClock._meta.db_table, ["object_id", "updated_at", *clock_columns], clocks),
+            (IncidentSegment._meta.db_table, ["incident_id", *segment_columns], segments),
             (CHANGES_TABLE, list(CHANGE_COLUMNS), history),
         ):
-            name = table if isinstance(table, str) else table._meta.db_table
-            self.send(_statements(name, columns, rows))
+            self.send(_statements(table, columns, rows))
 
     def _history_rows(self, b: _Built) -> list[tuple]:
         """The changes of one incident: (id, when, type, state, group, tier, assignee)."""

@@ -130,6 +130,13 @@ def fail_stalled_jobs(job_ids: list[int] | None = None) -> int:
     return count
 
 
+def _may_have_stalled(job: ImportJob) -> bool:
+    """Whether a job could be stalled at all (running, and long enough): the page polls
+    often, and a job that cannot be costs no query."""
+    oldest = timezone.now() - timedelta(seconds=STALLED_AFTER)
+    return job.status == ImportStatus.RUNNING and (job.started_at or oldest) <= oldest
+
+
 def ensure_stalled_schedule() -> None:
     """Look for import jobs whose worker stopped every minute, in the beat database, once."""
     from apps.bjgas_platform.services.schedules import ensure_every_minute
@@ -202,7 +209,7 @@ class JobProgress:
 
 def read_progress(job: ImportJob) -> dict:
     """Return what the job page shows: status, stage, rows done/total, rate, time left."""
-    if job.status == ImportStatus.RUNNING and fail_stalled_jobs([job.pk]):
+    if _may_have_stalled(job) and fail_stalled_jobs([job.pk]):
         job.refresh_from_db()
     live = cache.get(progress_key(job.pk)) if job.status == ImportStatus.RUNNING else None
     if live is None:

@@ -93,10 +93,7 @@ class BusinessClock:
         warning = ""
         if self.calendar.observes_public_holidays:
             if day.year not in self.holiday_years:
-                warning = _(
-                    "No public holidays are entered for %(year)s; its days are counted as "
-                    "plain weekdays."
-                ) % {"year": day.year}
+                warning = _year_warning(day.year)
             kind = self.holidays.get(day)
             if kind == HolidayKind.DAY_OFF:
                 return [], warning
@@ -184,9 +181,8 @@ class BusinessClock:
         total = self._part_of_day(first, local_start, local_end)
         if last > first:
             total += self._whole_days(first + timedelta(days=1), last)
-            if local_end > datetime.combine(
-                last, time(0), self.tz
-            ):  # else [.., end) ends before it
+            last_midnight = datetime.combine(last, time(0), self.tz)
+            if local_end > last_midnight:  # else the span ends before the last day begins
                 total += self._part_of_day(last, local_start, local_end)
         return total
 
@@ -216,10 +212,7 @@ class BusinessClock:
             end = min(stop, date(year + 1, 1, 1))
             i, j = (begin - self._first_day).days, (end - self._first_day).days
             if self._warned[j] > self._warned[i]:
-                day = begin
-                while not self._days[day][2]:
-                    day += timedelta(days=1)
-                self.warnings.add(self._days[day][2])
+                self.warnings.add(_year_warning(year))
 
     def _cover(self, first: date, stop: date) -> None:
         """Extend the running totals to cover the days from `first` to `stop`.
@@ -232,24 +225,29 @@ class BusinessClock:
         elif first < self._first_day:
             reach = max(len(self._totals), 366)
             new_first = min(first, self._first_day - timedelta(days=reach))
-            totals, warned = [0.0], [0]
-            day = new_first
-            while day < self._first_day:
-                _intervals, seconds, warning = self._days.get(day) or self._read_day(day)
-                totals.append(totals[-1] + seconds)
-                warned.append(warned[-1] + bool(warning))
-                day += timedelta(days=1)
-            seconds_before, warned_before = totals[-1], warned[-1]
-            self._totals = totals + [seconds_before + t for t in self._totals[1:]]
-            self._warned = warned + [warned_before + w for w in self._warned[1:]]
+            totals, warned = self._running(new_first, self._first_day, 0.0, 0)
+            self._totals = [0.0, *totals] + [totals[-1] + t for t in self._totals[1:]]
+            self._warned = [0, *warned] + [warned[-1] + w for w in self._warned[1:]]
             self._first_day = new_first
-        end = (stop - self._first_day).days
-        totals, warned = self._totals, self._warned
-        while len(totals) <= end:
-            day = self._first_day + timedelta(days=len(totals) - 1)
-            _intervals, seconds, warning = self._days.get(day) or self._read_day(day)
-            totals.append(totals[-1] + seconds)
-            warned.append(warned[-1] + bool(warning))
+        covered = self._first_day + timedelta(days=len(self._totals) - 1)
+        if covered < stop:
+            totals, warned = self._running(covered, stop, self._totals[-1], self._warned[-1])
+            self._totals.extend(totals)
+            self._warned.extend(warned)
+
+    def _running(self, first: date, stop: date, seconds: float, warned: int):
+        """Return the running seconds and warning-day counts after each day of [first, stop),
+        starting from `seconds` and `warned`."""
+        totals, counts = [], []
+        day = first
+        while day < stop:
+            _intervals, day_seconds, warning = self._days.get(day) or self._read_day(day)
+            seconds += day_seconds
+            warned += bool(warning)
+            totals.append(seconds)
+            counts.append(warned)
+            day += timedelta(days=1)
+        return totals, counts
 
     def _no_working_time(self) -> CalendarError:
         return CalendarError(
@@ -257,6 +255,12 @@ class BusinessClock:
             % {"name": self.calendar.name, "days": MAX_SEARCH_DAYS},
             code="no_working_time",
         )
+
+
+def _year_warning(year: int) -> str:
+    return _(
+        "No public holidays are entered for %(year)s; its days are counted as plain weekdays."
+    ) % {"year": year}
 
 
 def _end_of(day: date, end: time, tz: ZoneInfo) -> datetime:
